@@ -1,0 +1,45 @@
+"""One entry through the builder and the overlap filter: the pure core of every front end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.overlap import Span, filter_spans, kept_mask
+from alm_lhotse.windows import EntryWindows, Window, build_windows
+
+
+@dataclass
+class EntryResult:
+    """An entry with its windows, the overlap decision and the reference's totals."""
+
+    entry: dict[str, Any]
+    built: EntryWindows
+    spans: list[Span]
+    kept_spans: list[Span]
+    kept: list[bool]
+    total_dur_window: Any
+    filtered_dur: Any
+
+    @property
+    def windows(self) -> list[Window]:
+        return self.built.windows
+
+    @property
+    def kept_windows(self) -> list[Window]:
+        return [w for w, k in zip(self.built.windows, self.kept) if k]
+
+
+def process_entry(entry: dict[str, Any], wcfg: WindowConfig, ocfg: OverlapConfig) -> EntryResult:
+    """Build windows for one entry and decide which survive the overlap filter."""
+    built = build_windows(entry, wcfg)
+    spans = [(w.end, w.start) for w in built.windows]
+    if spans:
+        kept_spans = filter_spans(spans, ocfg.threshold, ocfg.target_duration)
+        kept = kept_mask(spans, kept_spans)
+    else:
+        kept_spans, kept = [], []
+    total = sum(e - s for e, s in spans) if spans else 0.0
+    filtered = sum(e - s for e, s in kept_spans) if spans else 0.0
+    return EntryResult(entry, built, spans, kept_spans, kept, total, filtered)

@@ -1,0 +1,124 @@
+"""Stream manifest lines and parse them into entries, one line at a time."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import IO, Any, Iterator, NamedTuple
+
+import orjson
+
+try:
+    from isal import igzip as _gzip
+except ImportError:  # pragma: no cover - isal is a declared dependency
+    import gzip as _gzip
+
+from alm_lhotse.discovery import ManifestPaths, discover_manifests
+from alm_lhotse.errors import InvalidEntry, ManifestError
+from alm_lhotse.validation import validate_entry
+
+_BOM = b"\xef\xbb\xbf"
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class ManifestLine(NamedTuple):
+    """One non-blank input line and where it came from (1-based line number)."""
+
+    source: str
+    line: int
+    raw: bytes
+
+
+def open_manifest(path: Path) -> IO[bytes]:
+    """Open a manifest as bytes, transparently gunzipping by content, not by name."""
+    handle = open(path, "rb")
+    if handle.peek(2)[:2] == _GZIP_MAGIC:
+        return _gzip.open(handle, "rb")
+    return handle
+
+
+def iter_file_lines(path: Path, start_line: int = 1, stop_line: int | None = None) -> Iterator[ManifestLine]:
+    """Yield the non-blank lines of one file, CRLF and a leading BOM removed."""
+    source = str(path)
+    try:
+        handle = open_manifest(path)
+    except OSError as exc:
+        raise ManifestError(source, None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
+    with handle:
+        try:
+            for number, line in enumerate(handle, 1):
+                if stop_line is not None and number >= stop_line:
+                    break
+                if number < start_line:
+                    continue
+                if number == 1 and line.startswith(_BOM):
+                    line = line[len(_BOM):]
+                raw = line.strip()
+                if raw:
+                    yield ManifestLine(source, number, raw)
+        except (OSError, EOFError) as exc:
+            raise ManifestError(source, None, None, f"cannot read manifest: {exc}") from exc
+
+
+def iter_lines(paths: ManifestPaths) -> Iterator[ManifestLine]:
+    """Every non-blank line of every discovered manifest, in discovery order."""
+    for path in discover_manifests(paths):
+        yield from iter_file_lines(path)
+
+
+def _find_non_finite(value: Any, path: str) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "<entry>"
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _find_non_finite(v, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _find_non_finite(v, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _explain_json_error(raw: bytes, exc: Exception) -> InvalidEntry:
+    """orjson rejects NaN, Infinity and huge integers; say which of those it was."""
+    import json
+
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return InvalidEntry(None, f"invalid UTF-8 at byte {err.start}")
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return InvalidEntry(None, f"invalid JSON: {exc}")
+    bad = _find_non_finite(value, "")
+    if bad:
+        return InvalidEntry(bad, "NaN or Infinity is not a valid number")
+    return InvalidEntry(None, f"number out of the supported 64-bit range: {exc}")
+
+
+def parse_entry(raw: bytes) -> dict[str, Any]:
+    """Parse and validate one manifest line; raises InvalidEntry naming the field."""
+    try:
+        entry = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise _explain_json_error(raw, exc) from None
+    validate_entry(entry)
+    return entry
+
+
+def parse_line(line: ManifestLine) -> dict[str, Any]:
+    """Parse a line, turning validation failures into errors that name file and line."""
+    try:
+        return parse_entry(line.raw)
+    except InvalidEntry as exc:
+        raise ManifestError(line.source, line.line, exc.field, exc.reason) from None
+
+
+def read_entries(paths: ManifestPaths) -> Iterator[dict[str, Any]]:
+    """Lazily read every entry of the given manifests (files, directories or lists)."""
+    for line in iter_lines(paths):
+        yield parse_line(line)
