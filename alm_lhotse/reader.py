@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import IO, Any, Iterator, NamedTuple
+from typing import IO, Any, Callable, Iterator, NamedTuple, Optional
 
 import orjson
 
@@ -37,7 +37,7 @@ def open_manifest(path: Path) -> IO[bytes]:
     return handle
 
 
-def iter_file_lines(path: Path, start_line: int = 1, stop_line: int | None = None) -> Iterator[ManifestLine]:
+def iter_file_lines(path: Path) -> Iterator[ManifestLine]:
     """Yield the non-blank lines of one file, CRLF and a leading BOM removed."""
     source = str(path)
     try:
@@ -47,10 +47,6 @@ def iter_file_lines(path: Path, start_line: int = 1, stop_line: int | None = Non
     with handle:
         try:
             for number, line in enumerate(handle, 1):
-                if stop_line is not None and number >= stop_line:
-                    break
-                if number < start_line:
-                    continue
                 if number == 1 and line.startswith(_BOM):
                     line = line[len(_BOM):]
                 raw = line.strip()
@@ -100,25 +96,34 @@ def _explain_json_error(raw: bytes, exc: Exception) -> InvalidEntry:
     return InvalidEntry(None, f"number out of the supported 64-bit range: {exc}")
 
 
-def parse_entry(raw: bytes) -> dict[str, Any]:
-    """Parse and validate one manifest line; raises InvalidEntry naming the field."""
+EntryHook = Callable[[Any], Any]
+
+
+def parse_entry(raw: bytes, prepare: Optional[EntryHook] = None) -> dict[str, Any]:
+    """Parse and validate one manifest line; raises InvalidEntry naming the field.
+
+    ``prepare`` may complete the parsed value before validation (for example, fill a
+    missing sample rate from the audio header); it raises InvalidEntry to reject.
+    """
     try:
         entry = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise _explain_json_error(raw, exc) from None
+    if prepare is not None:
+        entry = prepare(entry)
     validate_entry(entry)
     return entry
 
 
-def parse_line(line: ManifestLine) -> dict[str, Any]:
+def parse_line(line: ManifestLine, prepare: Optional[EntryHook] = None) -> dict[str, Any]:
     """Parse a line, turning validation failures into errors that name file and line."""
     try:
-        return parse_entry(line.raw)
+        return parse_entry(line.raw, prepare)
     except InvalidEntry as exc:
         raise ManifestError(line.source, line.line, exc.field, exc.reason) from None
 
 
-def read_entries(paths: ManifestPaths) -> Iterator[dict[str, Any]]:
+def read_entries(paths: ManifestPaths, prepare: Optional[EntryHook] = None) -> Iterator[dict[str, Any]]:
     """Lazily read every entry of the given manifests (files, directories or lists)."""
     for line in iter_lines(paths):
-        yield parse_line(line)
+        yield parse_line(line, prepare)

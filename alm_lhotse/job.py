@@ -1,0 +1,307 @@
+"""Run partitions of input through the core and write every output of the product.
+
+``run_partition`` is the unit of work shared by the Luigi tasks, the recipe and the
+benchmark: it streams its slices entry by entry (memory does not grow with input size)
+and writes part files that ``merge_parts`` concatenates, in partition order, into the
+final outputs. Part files are deterministic (gzip members carry no timestamp), so a
+resumed run produces byte-identical results.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Optional, Sequence
+
+import orjson
+
+try:
+    from isal import isal_zlib as _zlib
+except ImportError:  # pragma: no cover - isal is a declared dependency
+    import zlib as _zlib
+
+from alm_lhotse.compat import render_entry
+from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.errors import InvalidEntry, ManifestError
+from alm_lhotse.manifests import recording_dict, recording_id, supervision_dicts, window_cut_dict
+from alm_lhotse.partitions import FileSlice, iter_slice_lines
+from alm_lhotse.process import process_entry
+from alm_lhotse.reader import EntryHook, ManifestLine, parse_entry
+
+ON_ERROR_CHOICES = ("fail", "skip")
+COMPAT_PART = "alm_output.jsonl"
+RECORDINGS_PART = "recordings.jsonl.gz"
+SUPERVISIONS_PART = "supervisions.jsonl.gz"
+CUTS_PART = "cuts_windows.jsonl.gz"
+REJECTS_PART = "rejects.jsonl"
+SUMMARY_PART = "summary.json"
+GZIP_LEVEL = 6
+
+
+class GzipWriter:
+    """Gzip member with a zero timestamp, so equal content gives equal bytes."""
+
+    def __init__(self, path: Path) -> None:
+        self._f = open(path, "wb")
+        self._z = _zlib.compressobj(GZIP_LEVEL, _zlib.DEFLATED, 31)
+
+    def write(self, data: bytes) -> None:
+        self._f.write(self._z.compress(data))
+
+    def close(self) -> None:
+        self._f.write(self._z.flush())
+        self._f.close()
+
+
+@dataclass
+class Counts:
+    """Totals of a partition; ``filtered_durs`` keeps per-entry values so the grand total
+    can be summed in input order with ``sum()``, exactly as the reference does."""
+
+    entries: int = 0
+    windows: int = 0
+    filtered_windows: int = 0
+    truncation_events: int = 0
+    rejected: int = 0
+    low_sample_rate_entries: int = 0
+    unsorted_entries: int = 0
+    overlapping_segment_entries: int = 0
+    duplicate_window_entries: int = 0
+    filtered_durs: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _odd_data(segments: list[dict[str, Any]]) -> tuple[bool, bool]:
+    """(unsorted, overlapping): odd but valid shapes the reference processes as they are."""
+    unsorted = overlapping = False
+    prev_start = prev_end = None
+    for s in segments:
+        if prev_start is not None:
+            if s["start"] < prev_start:
+                unsorted = True
+            elif s["start"] < prev_end:
+                overlapping = True
+        prev_start, prev_end = s["start"], s["end"]
+    return unsorted, overlapping
+
+
+def reject_record(line: ManifestLine, error: InvalidEntry) -> dict[str, Any]:
+    """What ``rejects.jsonl`` keeps of a bad line: where, why, and the line itself."""
+    record: dict[str, Any] = {
+        "source": line.source,
+        "line": line.line,
+        "field": error.field,
+        "reason": error.reason,
+    }
+    try:
+        record["raw"] = line.raw.decode("utf-8")
+    except UnicodeDecodeError:
+        record["raw_base64"] = base64.b64encode(line.raw).decode("ascii")
+    return record
+
+
+class PartWriters:
+    """The part files of one partition, opened in a scratch directory."""
+
+    def __init__(self, directory: Path, lhotse: bool) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.compat: IO[bytes] = open(directory / COMPAT_PART, "wb", buffering=1 << 20)
+        self.rejects: IO[bytes] = open(directory / REJECTS_PART, "wb")
+        self.recordings = GzipWriter(directory / RECORDINGS_PART) if lhotse else None
+        self.supervisions = GzipWriter(directory / SUPERVISIONS_PART) if lhotse else None
+        self.cuts = GzipWriter(directory / CUTS_PART) if lhotse else None
+
+    def close(self) -> None:
+        for w in (self.compat, self.rejects, self.recordings, self.supervisions, self.cuts):
+            if w is not None:
+                w.close()
+
+
+def _jsonl(items: Iterable[dict[str, Any]]) -> bytes:
+    return b"".join(orjson.dumps(i) + b"\n" for i in items)
+
+
+def run_partition(
+    slices: Sequence[FileSlice],
+    wcfg: WindowConfig,
+    ocfg: OverlapConfig,
+    directory: Path,
+    on_error: str = "fail",
+    lhotse: bool = True,
+    progress: Optional[Callable[[int], Any]] = None,
+    prepare: Optional[EntryHook] = None,
+) -> Counts:
+    """Process every entry of ``slices`` and write the part files into ``directory``.
+
+    With ``on_error="fail"`` the first bad line raises ManifestError (naming file, line
+    and field); with ``"skip"`` it is written to the rejects part and counted.
+    ``progress`` is called with 1 per entry; ``prepare`` is the reader's entry hook.
+    """
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    counts = Counts()
+    t_parse = t_core = t_write = 0.0
+    out = PartWriters(directory, lhotse)
+    clock = time.perf_counter
+    try:
+        for sl in slices:
+            for line in iter_slice_lines(sl):
+                t0 = clock()
+                try:
+                    entry = parse_entry(line.raw, prepare)
+                except InvalidEntry as exc:
+                    if on_error == "fail":
+                        raise ManifestError(line.source, line.line, exc.field, exc.reason) from None
+                    counts.rejected += 1
+                    out.rejects.write(orjson.dumps(reject_record(line, exc)) + b"\n")
+                    continue
+                t1 = clock()
+                result = process_entry(entry, wcfg, ocfg)
+                t2 = clock()
+                out.compat.write(render_entry(result, wcfg) + b"\n")
+                built = result.built
+                counts.entries += 1
+                counts.windows += len(built.windows)
+                counts.filtered_windows += sum(result.kept)
+                counts.truncation_events += built.truncation_events
+                counts.filtered_durs.append(result.filtered_dur)
+                counts.low_sample_rate_entries += built.low_sample_rate
+                unsorted, overlapping = _odd_data(built.segments)
+                counts.unsorted_entries += unsorted
+                counts.overlapping_segment_entries += overlapping
+                counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
+                if lhotse:
+                    _write_lhotse(out, entry, built.segments, result, f"{sl.origin}:{line.line}")
+                t3 = clock()
+                t_parse += t1 - t0
+                t_core += t2 - t1
+                t_write += t3 - t2
+                if progress is not None:
+                    progress(1)
+    finally:
+        out.close()
+    counts.timings = {"read_parse_s": t_parse, "windows_overlap_s": t_core, "write_s": t_write}
+    (directory / SUMMARY_PART).write_bytes(orjson.dumps(counts.to_dict()))
+    return counts
+
+
+def _write_lhotse(out: PartWriters, entry: dict[str, Any], segments: list, result: Any, origin: str) -> None:
+    rec_id = recording_id(entry["audio_filepath"], origin)
+    rec = recording_dict(entry, rec_id)
+    out.recordings.write(orjson.dumps(rec) + b"\n")
+    out.supervisions.write(_jsonl(supervision_dicts({**entry, "segments": segments}, rec_id)))
+    cuts = [window_cut_dict(w, segments, rec, entry["audio_filepath"]) for w in result.kept_windows]
+    if cuts:
+        out.cuts.write(_jsonl(cuts))
+
+
+def concatenate(parts: Iterable[Path], target: IO[bytes]) -> None:
+    """Append files to an open binary target (gzip members concatenate into valid gzip)."""
+    for part in parts:
+        with open(part, "rb") as src:
+            shutil.copyfileobj(src, target, 1 << 22)
+
+
+def merge_counts(parts: Iterable[Counts]) -> dict[str, Any]:
+    """Grand totals, ``filtered_dur`` summed over entries in input order."""
+    total: dict[str, Any] = {}
+    durs: list = []
+    timings: dict[str, float] = {}
+    for c in parts:
+        for k, v in c.to_dict().items():
+            if k == "filtered_durs":
+                durs.extend(v)
+            elif k == "timings":
+                for tk, tv in v.items():
+                    timings[tk] = timings.get(tk, 0.0) + tv
+            else:
+                total[k] = total.get(k, 0) + v
+    total["filtered_dur"] = sum(durs)
+    total["timings"] = timings
+    return total
+
+
+def load_counts(directory: Path) -> Counts:
+    data = orjson.loads((directory / SUMMARY_PART).read_bytes())
+    return Counts(**data)
+
+
+def remove_tree(path: Path) -> None:
+    if path.exists():
+        shutil.rmtree(path)
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+FINAL_NAMES = {
+    COMPAT_PART: "alm_output.jsonl",
+    REJECTS_PART: "rejects.jsonl",
+    RECORDINGS_PART: "lhotse/alm_recordings_all.jsonl.gz",
+    SUPERVISIONS_PART: "lhotse/alm_supervisions_all.jsonl.gz",
+    CUTS_PART: "lhotse/alm_cuts_windows_all.jsonl.gz",
+}
+
+
+def merge_parts(part_dirs: Sequence[Path], output_dir: Path, lhotse: bool = True) -> dict[str, Any]:
+    """Concatenate part files into the final outputs, each written to a temp name and
+    renamed, so a killed merge never leaves a final file that looks complete."""
+    names = [COMPAT_PART, REJECTS_PART] + ([RECORDINGS_PART, SUPERVISIONS_PART, CUTS_PART] if lhotse else [])
+    for name in names:
+        final = output_dir / FINAL_NAMES[name]
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        with open(tmp, "wb") as target:
+            concatenate([d / name for d in part_dirs], target)
+        os.replace(tmp, final)
+    return merge_counts(load_counts(d) for d in part_dirs)
+
+
+def _run_one(args: tuple) -> Counts:
+    return run_partition(*args)
+
+
+def run_job(
+    paths: Any,
+    output_dir: Path,
+    wcfg: WindowConfig,
+    ocfg: OverlapConfig,
+    jobs: int = 1,
+    on_error: str = "fail",
+    lhotse: bool = True,
+    partition_bytes: Optional[int] = None,
+) -> dict[str, Any]:
+    """Whole job in one call: discover, partition, process (``jobs`` processes), merge."""
+    from alm_lhotse.discovery import discover_manifests
+    from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, plan_partitions
+
+    output_dir = Path(output_dir)
+    files = discover_manifests(paths)
+    if partition_bytes is None:
+        total = sum(f.stat().st_size for f in files)
+        partition_bytes = min(DEFAULT_PARTITION_BYTES, max(1, -(-total // max(jobs, 1))))
+    partitions = plan_partitions(files, partition_bytes)
+    scratch = output_dir / ".parts"
+    remove_tree(scratch)
+    args = [(p, wcfg, ocfg, scratch / f"{i:05d}", on_error, lhotse) for i, p in enumerate(partitions)]
+    started = time.perf_counter()
+    if jobs > 1 and len(args) > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            list(pool.imap(_run_one, args))
+    else:
+        for a in args:
+            _run_one(a)
+    summary = merge_parts([a[3] for a in args], output_dir, lhotse)
+    summary["wall_s"] = time.perf_counter() - started
+    remove_tree(scratch)
+    return summary

@@ -1,0 +1,147 @@
+"""Lhotse manifest dicts for entries and windows, built without importing Lhotse.
+
+These dicts are exactly what ``Recording``, ``SupervisionSegment`` and ``MonoCut``
+``to_dict()`` produce, so they load with ``lhotse.load_manifest`` and ``CutSet.from_file``,
+but building them directly is several times cheaper than building the objects first.
+The Lhotse-object adapters (``alm_lhotse.lhotse_io``) are thin wrappers around these.
+
+Time frames follow the product's contract: a full-recording supervision and its words
+are relative to the recording; inside a window cut, supervisions *and* their words are
+relative to the window start. The exact manifest numbers ride along in ``custom``
+(``source_start``/``source_end``, ``word_ends``) because ``start + duration`` can differ
+from the manifest's ``end`` in the last bit, and parity needs the original values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from pathlib import PurePath
+from typing import Any, Optional
+
+from alm_lhotse.windows import Window
+
+SEGMENT_CORE_FIELDS = ("start", "end", "speaker", "text", "words")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def recording_id(audio_filepath: str, origin: str) -> str:
+    """Readable, deterministic and unique per manifest line (``origin``), even when one
+    audio file is listed on many lines."""
+    stem = _UNSAFE.sub("_", PurePath(audio_filepath).stem)[:48] or "rec"
+    digest = hashlib.sha1(f"{audio_filepath}\0{origin}".encode()).hexdigest()[:12]
+    return f"{stem}-{digest}"
+
+
+def entry_duration(entry: dict[str, Any]) -> Any:
+    """``duration`` when given, else the last segment end (the furthest, for unsorted data)."""
+    if entry.get("duration") is not None:
+        return entry["duration"]
+    return max((s["end"] for s in entry["segments"]), default=0.0)
+
+
+def recording_dict(entry: dict[str, Any], rec_id: str) -> dict[str, Any]:
+    rate = int(entry["audio_sample_rate"])
+    duration = entry_duration(entry)
+    return {
+        "id": rec_id,
+        "sources": [{"type": "file", "channels": [0], "source": entry["audio_filepath"]}],
+        "sampling_rate": rate,
+        "num_samples": int(math.floor(duration * rate + 0.5)),
+        "duration": duration,
+        "channel_ids": [0],
+    }
+
+
+def _words(words: list[dict[str, Any]], shift: Any) -> tuple[list[list[Any]], Optional[list[Any]]]:
+    """Alignment items shifted by ``shift``, and the exact word ends when the items lose them."""
+    items = []
+    exact = True
+    for w in words:
+        start = w["start"] - shift
+        duration = w["end"] - w["start"]
+        items.append([w.get("word") or "", start, duration, None])
+        exact = exact and shift == 0 and w["start"] + duration == w["end"]
+    return items, (None if exact else [w["end"] for w in words])
+
+
+def supervision_dict(
+    seg: dict[str, Any], sup_id: str, rec_id: str, shift: Any = 0, extra: Optional[dict[str, Any]] = None
+) -> dict[str, Any]:
+    """One supervision for a segment; ``shift`` moves it (and its words) into a cut's frame."""
+    start, end = seg["start"], seg["end"]
+    custom = {k: v for k, v in seg.items() if k not in SEGMENT_CORE_FIELDS}
+    custom["source_start"] = start
+    custom["source_end"] = end
+    if extra:
+        custom.update(extra)
+    sup: dict[str, Any] = {
+        "id": sup_id,
+        "recording_id": rec_id,
+        "start": start - shift,
+        "duration": end - start,
+        "channel": 0,
+        "text": seg.get("text") or "",
+    }
+    speaker = seg.get("speaker")
+    if speaker:
+        sup["speaker"] = speaker
+    words = seg.get("words")
+    if words:
+        items, ends = _words(words, shift)
+        sup["alignment"] = {"word": items}
+        if ends is not None:
+            custom["word_ends"] = ends
+    sup["custom"] = custom
+    return sup
+
+
+def supervision_id(rec_id: str, index: int) -> str:
+    return f"{rec_id}-{index:05d}"
+
+
+def supervision_dicts(entry: dict[str, Any], rec_id: str) -> list[dict[str, Any]]:
+    """Supervisions of every segment with a positive duration, in manifest order."""
+    return [
+        supervision_dict(seg, supervision_id(rec_id, i), rec_id, extra={"segment_index": i})
+        for i, seg in enumerate(entry["segments"])
+        if seg["end"] > seg["start"]
+    ]
+
+
+def window_id(rec_id: str, window: Window) -> str:
+    return f"{rec_id}-win{window.first:05d}"
+
+
+def window_cut_dict(
+    window: Window, segments: list[dict[str, Any]], rec: dict[str, Any], audio_filepath: str
+) -> dict[str, Any]:
+    """A ``MonoCut`` spanning one window; zero-length (fully truncated) segments are left out."""
+    rec_id = rec["id"]
+    stored = [(i, segments[i]) for i in range(window.first, window.stop)]
+    if window.part is not None:
+        stored.append((window.stop, window.part))
+    sups = [
+        supervision_dict(seg, supervision_id(rec_id, i), rec_id, shift=window.start, extra={"segment_index": i})
+        for i, seg in stored
+        if seg["end"] > seg["start"]
+    ]
+    return {
+        "id": window_id(rec_id, window),
+        "start": window.start,
+        "duration": window.end - window.start,
+        "channel": 0,
+        "supervisions": sups,
+        "recording": rec,
+        "custom": {
+            "speaker_durations": window.speaker_durations,
+            "source_recording": rec_id,
+            "audio_filepath": audio_filepath,
+            "window_start": window.start,
+            "window_end": window.end,
+            "window_index": window.first,
+            "truncated": window.part is not None,
+        },
+        "type": "MonoCut",
+    }

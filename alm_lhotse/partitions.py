@@ -1,0 +1,131 @@
+"""Split the input into partitions of about equal size, on line boundaries.
+
+A partition is a list of file slices. Large plain-text manifests are cut into several
+slices so one big file keeps every worker busy; many small files are grouped so that
+100,000 inputs still make only a few hundred partitions. Gzipped files cannot be
+entered mid-stream and always form one slice.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+from alm_lhotse.errors import ManifestError
+from alm_lhotse.reader import _GZIP_MAGIC, ManifestLine, iter_file_lines
+
+DEFAULT_PARTITION_BYTES = 64 * 1024 * 1024
+MAX_PARTITIONS = 400
+_SCAN_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileSlice:
+    """Bytes ``start .. stop`` of ``path`` (``stop`` None: to the end), whose first line is
+    line number ``first_line``; ``origin`` names the file for ids and error messages."""
+
+    path: str
+    start: int
+    stop: Optional[int]
+    first_line: int
+    origin: str
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == _GZIP_MAGIC
+
+
+def _line_starts(path: Path, size: int, step: int) -> list[tuple[int, int]]:
+    """Offsets (and their 1-based line numbers) of line starts about every ``step`` bytes."""
+    cuts = [(0, 1)]
+    line = 1
+    pos = 0
+    target = step
+    with open(path, "rb") as f:
+        while target < size:
+            block = f.read(min(_SCAN_BLOCK, target - pos))
+            if not block:
+                break
+            line += block.count(b"\n")
+            pos += len(block)
+            if pos < target:
+                continue
+            rest = f.readline()
+            if not rest:
+                break
+            pos += len(rest)
+            line += rest.endswith(b"\n")
+            if pos < size:
+                cuts.append((pos, line))
+            target = pos + step
+    return cuts
+
+
+def file_slices(path: Path, origin: str, step: int) -> list[FileSlice]:
+    """One file as slices of about ``step`` bytes."""
+    try:
+        size = path.stat().st_size
+        gz = _is_gzip(path)
+    except OSError as exc:
+        raise ManifestError(str(path), None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
+    if gz or size <= step:
+        return [FileSlice(str(path), 0, None, 1, origin)]
+    cuts = _line_starts(path, size, step)
+    stops = [c[0] for c in cuts[1:]] + [None]
+    return [FileSlice(str(path), start, stop, line, origin) for (start, line), stop in zip(cuts, stops)]
+
+
+def origins(files: list[Path]) -> list[str]:
+    """A name per discovered file; a repeated path gets ``#k`` so ids stay unique."""
+    seen: dict[str, int] = {}
+    names = []
+    for f in files:
+        key = os.path.abspath(f)
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        names.append(f"{f.name}#{k}" if k else f.name)
+    return names
+
+
+def plan_partitions(files: list[Path], target_bytes: int = DEFAULT_PARTITION_BYTES) -> list[list[FileSlice]]:
+    """Group file slices into partitions of about ``target_bytes`` (at most MAX_PARTITIONS)."""
+    total = sum(f.stat().st_size for f in files)
+    step = max(target_bytes, -(-total // MAX_PARTITIONS), 1)
+    partitions: list[list[FileSlice]] = []
+    current: list[FileSlice] = []
+    filled = 0
+    for path, origin in zip(files, origins(files)):
+        for sl in file_slices(path, origin, step):
+            size = (sl.stop if sl.stop is not None else path.stat().st_size) - sl.start
+            if current and filled + size > step:
+                partitions.append(current)
+                current, filled = [], 0
+            current.append(sl)
+            filled += size
+    if current:
+        partitions.append(current)
+    return partitions
+
+
+def iter_slice_lines(sl: FileSlice) -> Iterator[ManifestLine]:
+    """The non-blank lines of one slice, numbered as in the whole file."""
+    if sl.start == 0 and sl.stop is None:
+        yield from iter_file_lines(Path(sl.path))
+        return
+    with open(sl.path, "rb") as f:
+        f.seek(sl.start)
+        number = sl.first_line
+        pos = sl.start
+        for line in f:
+            if sl.stop is not None and pos >= sl.stop:
+                break
+            pos += len(line)
+            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            raw = line.strip()
+            if raw:
+                yield ManifestLine(sl.path, number, raw)
+            number += 1

@@ -1,0 +1,39 @@
+"""Shared test fixtures: where ../shared is, and a skip that refuses to skip on CI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ALM_SHARED_DIR", ROOT.parent / "shared"))
+ORACLE = SHARED / "oracle"
+FIXTURES = SHARED / "fixtures" / "nemo_curator_alm"
+
+
+def require_shared() -> Path:
+    """Skip with a reason when ../shared is absent, but fail on CI where it must exist."""
+    if not SHARED.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but the shared directory {SHARED} is missing")
+        pytest.skip(f"shared data not found at {SHARED} (set ALM_SHARED_DIR)")
+    return SHARED
+
+
+@pytest.fixture
+def oracle_dir() -> Path:
+    require_shared()
+    return ORACLE
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    require_shared()
+    return FIXTURES
+
+
+@pytest.fixture
+def sample_manifest(fixtures_dir: Path) -> Path:
+    return fixtures_dir / "sample_input.jsonl"
