@@ -39,7 +39,7 @@ SUPERVISIONS_PART = "supervisions.jsonl.gz"
 CUTS_PART = "cuts_windows.jsonl.gz"
 REJECTS_PART = "rejects.jsonl"
 SUMMARY_PART = "summary.json"
-GZIP_LEVEL = 6
+GZIP_LEVEL = _zlib.Z_DEFAULT_COMPRESSION  # isal accepts 0-3 only, zlib 0-9
 
 
 class GzipWriter:
