@@ -55,15 +55,11 @@ def recording_dict(entry: dict[str, Any], rec_id: str) -> dict[str, Any]:
 
 
 def _words(words: list[dict[str, Any]], shift: Any) -> tuple[list[list[Any]], Optional[list[Any]]]:
-    """Alignment items shifted by ``shift``, and the exact word ends when the items lose them."""
-    items = []
-    exact = True
-    for w in words:
-        start = w["start"] - shift
-        duration = w["end"] - w["start"]
-        items.append([w.get("word") or "", start, duration, None])
-        exact = exact and shift == 0 and w["start"] + duration == w["end"]
-    return items, (None if exact else [w["end"] for w in words])
+    """Alignment items shifted by ``shift``; in the recording frame (no shift) also the
+    exact word ends when ``start + duration`` would not give them back."""
+    items = [[w.get("word") or "", w["start"] - shift, w["end"] - w["start"], None] for w in words]
+    lossy = shift == 0 and any(it[1] + it[2] != w["end"] for it, w in zip(items, words))
+    return items, ([w["end"] for w in words] if lossy else None)
 
 
 def supervision_dict(
@@ -82,17 +78,25 @@ def supervision_dict(
         "start": start - shift,
         "duration": end - start,
         "channel": 0,
-        "text": seg.get("text") or "",
+        "text": seg.get("text"),
     }
+    # Values a supervision cannot hold (a null or empty speaker, a null text, an empty
+    # word list) ride verbatim in custom, so converting back is exact.
     speaker = seg.get("speaker")
     if speaker:
         sup["speaker"] = speaker
+    elif "speaker" in seg:
+        custom["speaker"] = speaker
+    if "text" in seg and seg["text"] is None:
+        custom["text"] = None
     words = seg.get("words")
     if words:
         items, ends = _words(words, shift)
         sup["alignment"] = {"word": items}
         if ends is not None:
             custom["word_ends"] = ends
+    elif "words" in seg:
+        custom["words"] = words
     sup["custom"] = custom
     return sup
 

@@ -1,0 +1,186 @@
+"""Lhotse adapters: entries to recordings, supervisions and cuts, and the window transforms.
+
+``cut_windows`` and ``filter_overlapping_windows`` are lazy CutSet transforms for training
+code; they run the same pure builder and overlap filter as the pipeline, so a CutSet of
+full recordings gives the same windows as the NeMo Curator-compatible output. Both
+are module-level callables over Lhotse's lazy iterators, so the resulting CutSets
+pickle (``num_jobs > 1``, dataloader workers).
+"""
+
+from __future__ import annotations
+
+from itertools import count
+from typing import Any, Iterable, Iterator, Optional
+
+from lhotse import CutSet, MonoCut, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse.lazy import Dillable, LazyFlattener, LazyMapper
+
+from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.discovery import ManifestPaths
+from alm_lhotse.manifests import (
+    SEGMENT_CORE_FIELDS,
+    recording_dict,
+    recording_id,
+    supervision_dicts,
+    window_cut_dict,
+)
+from alm_lhotse.overlap import filter_spans, kept_mask
+from alm_lhotse.reader import iter_lines, parse_line
+from alm_lhotse.windows import build_windows
+
+ZERO_LENGTH_KEY = "zero_length_segments"
+_BOOKKEEPING = frozenset({"source_start", "source_end", "segment_index", "word_ends"})
+
+
+def _origins(origins: Optional[Iterable[str]]) -> Iterator[str]:
+    return iter(origins) if origins is not None else (f"entry{i}" for i in count())
+
+
+def entry_to_cut(entry: dict[str, Any], origin: str) -> MonoCut:
+    """A cut over the whole recording with one supervision per positive-length segment.
+
+    Zero-length segments cannot be Lhotse supervisions; they ride in the cut's custom
+    field so converting back (``cut_to_entry``) returns every original segment.
+    """
+    rec_id = recording_id(entry["audio_filepath"], origin)
+    rec = Recording.from_dict(recording_dict(entry, rec_id))
+    sups = [SupervisionSegment.from_dict(d) for d in supervision_dicts(entry, rec_id)]
+    zero = [
+        {**seg, "segment_index": i} for i, seg in enumerate(entry["segments"]) if not seg["end"] > seg["start"]
+    ]
+    custom: dict[str, Any] = {"audio_filepath": entry["audio_filepath"]}
+    if zero:
+        custom[ZERO_LENGTH_KEY] = zero
+    return MonoCut(
+        id=rec_id, start=0, duration=rec.duration, channel=0, recording=rec, supervisions=sups, custom=custom
+    )
+
+
+def entries_to_manifests(
+    entries: Iterable[dict[str, Any]], origins: Optional[Iterable[str]] = None
+) -> tuple[RecordingSet, SupervisionSet]:
+    """Eager RecordingSet and SupervisionSet; ``origins`` (one per entry) make ids unique."""
+    recordings, supervisions = [], []
+    for entry, origin in zip(entries, _origins(origins)):
+        rec_id = recording_id(entry["audio_filepath"], origin)
+        recordings.append(Recording.from_dict(recording_dict(entry, rec_id)))
+        supervisions.extend(SupervisionSegment.from_dict(d) for d in supervision_dicts(entry, rec_id))
+    return RecordingSet.from_recordings(recordings), SupervisionSet.from_segments(supervisions)
+
+
+class LazyManifestCuts(Dillable):
+    """Full-recording cuts read lazily from manifest files, one line at a time."""
+
+    def __init__(self, paths: ManifestPaths) -> None:
+        self.paths = paths
+
+    def __iter__(self) -> Iterator[MonoCut]:
+        for line in iter_lines(self.paths):
+            yield entry_to_cut(parse_line(line), f"{line.source}:{line.line}")
+
+    def __len__(self) -> int:
+        return sum(1 for _ in iter_lines(self.paths))
+
+
+def cuts_from_manifests(paths: ManifestPaths) -> CutSet:
+    """A lazy CutSet of full recordings from NeMo-style ALM manifests."""
+    return CutSet(LazyManifestCuts(paths))
+
+
+def _segment(sup: SupervisionSegment, offset: Any) -> dict[str, Any]:
+    custom = sup.custom or {}
+    start = custom.get("source_start", sup.start + offset)
+    seg: dict[str, Any] = {"start": start, "end": custom.get("source_end", start + sup.duration)}
+    if sup.speaker is not None:
+        seg["speaker"] = sup.speaker
+    if sup.text is not None:
+        seg["text"] = sup.text
+    seg.update((k, v) for k, v in custom.items() if k not in _BOOKKEEPING)
+    items = (sup.alignment or {}).get("word")
+    if items:
+        ends = custom.get("word_ends")
+        seg["words"] = [
+            {"word": it.symbol, "start": it.start, "end": ends[k] if ends else it.start + it.duration}
+            for k, it in enumerate(items)
+        ]
+    return seg
+
+
+def cut_to_entry(cut: MonoCut) -> dict[str, Any]:
+    """The manifest entry a full-recording cut stands for (segments in manifest order)."""
+    rec = cut.recording
+    indexed = [((s.custom or {}).get("segment_index", k), _segment(s, cut.start)) for k, s in enumerate(cut.supervisions)]
+    for seg in (cut.custom or {}).get(ZERO_LENGTH_KEY, ()):
+        seg = dict(seg)
+        indexed.append((seg.pop("segment_index"), seg))
+    indexed.sort(key=lambda pair: pair[0])
+    custom = cut.custom or {}
+    return {
+        "audio_filepath": custom.get("audio_filepath", rec.sources[0].source),
+        "audio_sample_rate": rec.sampling_rate,
+        "duration": rec.duration,
+        "segments": [seg for _, seg in indexed],
+    }
+
+
+class WindowCutter:
+    """Picklable mapper: one full-recording cut to the list of its window cuts."""
+
+    def __init__(self, config: WindowConfig) -> None:
+        self.config = config
+
+    def __call__(self, cut: MonoCut) -> list[MonoCut]:
+        entry = cut_to_entry(cut)
+        built = build_windows(entry, self.config)
+        rec = {"id": cut.recording.id}
+        windows = []
+        for w in built.windows:
+            data = window_cut_dict(w, built.segments, rec, entry["audio_filepath"])
+            del data["recording"]
+            window = MonoCut.from_dict(data)
+            window.recording = cut.recording
+            windows.append(window)
+        return windows
+
+
+def cut_windows(cuts: CutSet, config: Optional[WindowConfig] = None) -> CutSet:
+    """Lazily map full-recording cuts to window cuts (one ``MonoCut`` per window)."""
+    return CutSet(LazyFlattener(LazyMapper(cuts, WindowCutter(config or WindowConfig()))))
+
+
+def _custom(cut: MonoCut, key: str) -> Any:
+    return (cut.custom or {}).get(key)
+
+
+class LazyOverlapFilter(Dillable):
+    """Keeps the windows of each source recording that the overlap filter keeps.
+
+    Windows of one recording arrive consecutively (as ``cut_windows`` produces them);
+    each group is decided on its exact ``window_start``/``window_end`` values.
+    """
+
+    def __init__(self, cuts: Iterable[MonoCut], config: OverlapConfig) -> None:
+        self.cuts = cuts
+        self.config = config
+
+    def _decide(self, group: list[MonoCut]) -> Iterator[MonoCut]:
+        spans = [(_custom(c, "window_end"), _custom(c, "window_start")) for c in group]
+        kept = filter_spans(spans, self.config.threshold, self.config.target_duration)
+        for cut, keep in zip(group, kept_mask(spans, kept)):
+            if keep:
+                yield cut
+
+    def __iter__(self) -> Iterator[MonoCut]:
+        group: list[MonoCut] = []
+        for cut in self.cuts:
+            if group and _custom(cut, "source_recording") != _custom(group[0], "source_recording"):
+                yield from self._decide(group)
+                group = []
+            group.append(cut)
+        if group:
+            yield from self._decide(group)
+
+
+def filter_overlapping_windows(cuts: CutSet, config: Optional[OverlapConfig] = None) -> CutSet:
+    """Lazily drop overlapping windows, keeping those closest to the target duration."""
+    return CutSet(LazyOverlapFilter(cuts, config or OverlapConfig()))
