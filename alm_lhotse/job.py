@@ -278,8 +278,11 @@ def run_job(
     on_error: str = "fail",
     lhotse: bool = True,
     partition_bytes: Optional[int] = None,
+    prepare: Optional[EntryHook] = None,
 ) -> dict[str, Any]:
-    """Whole job in one call: discover, partition, process (``jobs`` processes), merge."""
+    """Whole job in one call: discover, partition, process (``jobs`` processes), merge.
+
+    ``prepare`` is the reader's entry hook; it must pickle when ``jobs > 1``."""
     from alm_lhotse.discovery import discover_manifests
     from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, plan_partitions
 
@@ -291,7 +294,9 @@ def run_job(
     partitions = plan_partitions(files, partition_bytes)
     scratch = output_dir / ".parts"
     remove_tree(scratch)
-    args = [(p, wcfg, ocfg, scratch / f"{i:05d}", on_error, lhotse) for i, p in enumerate(partitions)]
+    args = [
+        (p, wcfg, ocfg, scratch / f"{i:05d}", on_error, lhotse, None, prepare) for i, p in enumerate(partitions)
+    ]
     started = time.perf_counter()
     if jobs > 1 and len(args) > 1:
         import multiprocessing
