@@ -1,0 +1,506 @@
+"""The task chain: discovery -> partitions (read, convert, windows, overlap, part export)
+-> merge into the final outputs.
+
+Layout of an output directory DIR::
+
+    DIR/alm_output.jsonl, rejects.jsonl, summary.json, lhotse/*.jsonl.gz   final outputs
+    DIR/.alm_state.json      which job (inputs + parameters) the final outputs belong to
+    DIR/.alm.lock            fcntl lock held while final outputs are written
+    DIR/.work/discovery/     partition plans, keyed by input listing
+    DIR/.work/parts/         one directory per partition, keyed by its slices + parameters
+
+Every path under ``.work`` carries a hash of what determines its content, so a changed
+input or parameter never reuses stale work, while unchanged work (the plan) is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Optional
+
+import luigi
+import orjson
+
+from alm_lhotse.config import OverlapConfig, WindowConfig, params_digest
+from alm_lhotse.discovery import discover_manifests, listing_fingerprint
+from alm_lhotse.errors import ManifestError
+from alm_lhotse.job import FINAL_NAMES, ON_ERROR_CHOICES, merge_parts, remove_tree, run_partition
+from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, FileSlice, plan_partitions
+from alm_lhotse.sample import materialize_sample
+from luigi_tasks.locking import dir_lock
+from luigi_tasks.report import build_summary, end_of_run_block
+
+logger = logging.getLogger("luigi-interface")
+
+FORMAT_VERSION = 1
+WORK_DIR = ".work"
+MARKER = ".alm_state.json"
+LOCK = ".alm.lock"
+SUMMARY = "summary.json"
+SAMPLE_DIR = "sample_data"
+PART_WALL = "task.json"
+# Auto partition size: about this many partitions for mid-sized inputs, so two or more
+# workers stay busy on one large file, within these bounds (never more than 400 tasks).
+AUTO_PARTITIONS = 16
+AUTO_MIN_BYTES = 1 << 20
+_REPORT_EVERY_S = 1.0
+
+
+class PipelineError(RuntimeError):
+    """A problem with the run itself (output directory, concurrent runs), not the data."""
+
+
+def _hash(value: Any, length: int = 16) -> str:
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:length]
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Temp file + rename: a kill never leaves a file that looks complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _ensure_writable(directory: Path) -> None:
+    """Fail at scheduling time, with the reason, when DIR cannot hold outputs."""
+    probe = directory / WORK_DIR / f".probe-{socket.gethostname()}-{os.getpid()}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise PipelineError(f"output directory {directory} is not writable: {exc.strerror or exc}") from exc
+
+
+class AlmParameters:
+    """Builder, overlap and error-policy parameters: everything that changes the output."""
+
+    target_window_duration = luigi.FloatParameter(default=120.0, description="Target window length in seconds.")
+    tolerance = luigi.FloatParameter(default=0.1, description="Allowed relative deviation from the target.")
+    min_sample_rate = luigi.IntParameter(default=16000, description="Entries below this sample rate get no windows.")
+    min_bandwidth = luigi.IntParameter(default=8000, description="Minimum segment bandwidth in Hz.")
+    min_speakers = luigi.IntParameter(default=2, description="Minimum speakers per window.")
+    max_speakers = luigi.IntParameter(default=5, description="Maximum speakers per window.")
+    truncation = luigi.BoolParameter(
+        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING, description="Truncate the last segment at a word (true|false)."
+    )
+    drop_fields = luigi.Parameter(default="words", description="Comma-separated segment fields dropped from windows.")
+    drop_fields_top_level = luigi.Parameter(
+        default="words,segments", description="Comma-separated top-level fields dropped from output entries."
+    )
+    sort_segments = luigi.BoolParameter(default=False, description="Sort segments by start before building windows.")
+    overlap_percentage = luigi.FloatParameter(default=50.0, description="Overlap (0-100) above which windows compete.")
+    overlap_target_duration = luigi.FloatParameter(default=120.0, description="Duration the overlap filter prefers.")
+    on_error = luigi.ChoiceParameter(
+        default="fail", choices=ON_ERROR_CHOICES, description="fail: stop at the first bad line; skip: write it to rejects.jsonl."
+    )
+
+    PARAMETER_NAMES = (
+        "target_window_duration", "tolerance", "min_sample_rate", "min_bandwidth", "min_speakers",
+        "max_speakers", "truncation", "drop_fields", "drop_fields_top_level", "sort_segments",
+        "overlap_percentage", "overlap_target_duration", "on_error",
+    )
+
+    def window_config(self) -> WindowConfig:
+        return WindowConfig(
+            target_window_duration=self.target_window_duration,
+            tolerance=self.tolerance,
+            min_sample_rate=self.min_sample_rate,
+            min_bandwidth=self.min_bandwidth,
+            min_speakers=self.min_speakers,
+            max_speakers=self.max_speakers,
+            truncation=self.truncation,
+            drop_fields=self.drop_fields,
+            drop_fields_top_level=self.drop_fields_top_level,
+            sort_segments=self.sort_segments,
+        )
+
+    def overlap_config(self) -> OverlapConfig:
+        return OverlapConfig(self.overlap_percentage, self.overlap_target_duration)
+
+    def processing_params(self) -> dict[str, Any]:
+        """The values to hand to downstream tasks explicitly (else they use defaults)."""
+        return {name: getattr(self, name) for name in self.PARAMETER_NAMES}
+
+    def parameters_record(self) -> dict[str, Any]:
+        return {
+            "window": self.window_config().to_dict(),
+            "overlap": self.overlap_config().to_dict(),
+            "on_error": self.on_error,
+        }
+
+    def results_digest(self) -> str:
+        """Hash of every parameter that changes results (validates them on the way)."""
+        return _hash([FORMAT_VERSION, params_digest(self.window_config(), self.overlap_config()), self.on_error])
+
+
+class AlmDiscover(luigi.Task):
+    """Find the manifest files and plan the partitions.
+
+    The plan decides how many partition tasks exist, so the scheduler needs it while
+    building the graph: ``plan()`` computes it then (once per process) and checkpoints it
+    as this task's output, keyed by the input listing, so a run with other window
+    parameters, or a no-op re-run, reuses it.
+    """
+
+    manifest_path = luigi.Parameter(description="Absolute manifest file or directory.")
+    work_dir = luigi.Parameter()
+    listing_key = luigi.Parameter(description="Hash of the input paths and the listing fingerprint.")
+    partition_bytes = luigi.IntParameter()
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(Path(self.work_dir) / "discovery" / f"{self.listing_key}-{self.partition_bytes}.json"))
+
+    def run(self) -> None:
+        self.plan()
+
+    @cached_property
+    def _plan(self) -> dict[str, Any]:
+        path = Path(self.output().path)
+        if path.exists():
+            return orjson.loads(path.read_bytes())
+        started = time.perf_counter()
+        files = discover_manifests(self.manifest_path)
+        partitions = plan_partitions(files, self.partition_bytes)
+        stats = {}
+        for f in files:
+            st = f.stat()
+            stats[str(f)] = [st.st_size, st.st_mtime_ns]
+        plan = {
+            "version": FORMAT_VERSION,
+            "inputs": [self.manifest_path],
+            "files": [str(f) for f in files],
+            "fingerprint": listing_fingerprint(files),
+            "stats": stats,
+            "partitions": [[asdict(sl) for sl in part] for part in partitions],
+            "discovery_s": time.perf_counter() - started,
+        }
+        _write_atomic(path, orjson.dumps(plan))
+        return plan
+
+    def plan(self) -> dict[str, Any]:
+        return self._plan
+
+
+class AlmPart(AlmParameters, luigi.Task):
+    """One partition: read, validate, convert to Lhotse dicts, build windows, filter
+    overlaps and write the part files; the directory appears by one atomic rename."""
+
+    manifest_path = luigi.Parameter()
+    work_dir = luigi.Parameter()
+    listing_key = luigi.Parameter()
+    partition_bytes = luigi.IntParameter()
+    index = luigi.IntParameter(description="Partition number in the plan.")
+    part_key = luigi.Parameter(description="Hash of this partition's slices, file stats and parameters.")
+    count = luigi.IntParameter(significant=False, default=0, description="Number of partitions (for progress).")
+
+    def requires(self) -> AlmDiscover:
+        return AlmDiscover(
+            manifest_path=self.manifest_path,
+            work_dir=self.work_dir,
+            listing_key=self.listing_key,
+            partition_bytes=self.partition_bytes,
+        )
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(part_dir(Path(self.work_dir), self.part_key)))
+
+    def slices(self) -> list[FileSlice]:
+        plan = self.requires().plan()
+        return [FileSlice(**sl) for sl in plan["partitions"][self.index]]
+
+    def run(self) -> None:
+        final = Path(self.output().path)
+        tmp = final.with_name(f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+        remove_tree(tmp)
+        started = time.perf_counter()
+        slices = self.slices()
+        progress = Progress(self, _estimate_entries(slices))
+        try:
+            run_partition(
+                slices, self.window_config(), self.overlap_config(), tmp, on_error=self.on_error, progress=progress
+            )
+            (tmp / PART_WALL).write_bytes(orjson.dumps({"wall_s": time.perf_counter() - started}))
+            progress.close()
+            _publish_dir(tmp, final)
+        except BaseException:
+            progress.close()
+            remove_tree(tmp)
+            raise
+
+
+def part_dir(work_dir: Path, part_key: str) -> Path:
+    return work_dir / "parts" / part_key
+
+
+def _publish_dir(tmp: Path, final: Path) -> None:
+    """Rename a finished temp directory into place; a concurrent run may have won."""
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if not (final / PART_WALL).exists():
+            raise
+        remove_tree(tmp)
+
+
+def _estimate_entries(slices: list[FileSlice]) -> Optional[int]:
+    """Lines in the slices (plain files only; a gzip slice's count is unknown)."""
+    total = 0
+    for sl in slices:
+        with open(sl.path, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":
+                return None
+            f.seek(sl.start)
+            left = None if sl.stop is None else sl.stop - sl.start
+            while left is None or left > 0:
+                block = f.read(1 << 22 if left is None else min(1 << 22, left))
+                if not block:
+                    break
+                total += block.count(b"\n")
+                if left is not None:
+                    left -= len(block)
+    return total
+
+
+def _local_run() -> bool:
+    try:
+        return bool(luigi.interface.core().local_scheduler)
+    except Exception:  # noqa: BLE001 - no command line (e.g. luigi.build): no bar
+        return False
+
+
+class Progress:
+    """Per-entry callback: a tqdm bar in local runs, throttled scheduler updates always."""
+
+    def __init__(self, task: AlmPart, total: Optional[int]) -> None:
+        self.task = task
+        self.total = total
+        self.done = 0
+        self.last = 0.0
+        self.bar = None
+        if _local_run():
+            from tqdm import tqdm
+
+            label = f"partition {task.index + 1}/{task.count}" if task.count else f"partition {task.index + 1}"
+            self.bar = tqdm(total=total, desc=label, unit=" entries", leave=False, mininterval=0.5, file=sys.stderr)
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        now = time.monotonic()
+        if now - self.last >= _REPORT_EVERY_S:
+            self.last = now
+            self.report()
+
+    def report(self) -> None:
+        msg = f"{self.done} entries" + (f" of about {self.total}" if self.total else "")
+        self.task.set_status_message(msg)
+        if self.total:
+            self.task.set_progress_percentage(min(100, math.floor(100 * self.done / self.total)))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.report()
+
+
+def _auto_partition_bytes(files: list[Path]) -> int:
+    total = sum(f.stat().st_size for f in files)
+    return min(DEFAULT_PARTITION_BYTES, max(AUTO_MIN_BYTES, -(-total // AUTO_PARTITIONS)))
+
+
+class AlmWindows(AlmParameters, luigi.Task):
+    """The main job: every final output in ``--output-dir``, in input order.
+
+    Downstream tasks (e.g. Shar export) use ``final_dir``, ``cuts_path`` and ``job_key``
+    (which identifies the inputs and parameters the outputs were made from).
+    """
+
+    manifest_path = luigi.Parameter(
+        default="", description="Manifest file or directory (default: the bundled sample conversations)."
+    )
+    output_dir = luigi.Parameter(default="alm_output", description="Where the outputs go.")
+    partition_bytes = luigi.IntParameter(
+        default=0, significant=False, description="Target input bytes per partition task (0: automatic)."
+    )
+
+    @property
+    def final_dir(self) -> Path:
+        return Path(os.path.abspath(self.output_dir))
+
+    @property
+    def cuts_path(self) -> Path:
+        return self.final_dir / FINAL_NAMES["cuts_windows.jsonl.gz"]
+
+    @cached_property
+    def _inputs(self) -> tuple[str, list[Path], str]:
+        """(manifest path, files, listing key), computed once per process."""
+        if self.manifest_path:
+            manifest = os.path.abspath(self.manifest_path)
+        else:
+            manifest = str(materialize_sample(self.final_dir / SAMPLE_DIR))
+        files = discover_manifests(manifest)
+        return manifest, files, _hash([manifest, [str(f) for f in files], listing_fingerprint(files)])
+
+    @property
+    def job_key(self) -> str:
+        _, _, listing_key = self._inputs
+        return _hash([listing_key, self.results_digest()])
+
+    def discovery(self) -> AlmDiscover:
+        manifest, files, listing_key = self._inputs
+        return AlmDiscover(
+            manifest_path=manifest,
+            work_dir=str(self.final_dir / WORK_DIR),
+            listing_key=listing_key,
+            partition_bytes=self.partition_bytes or _auto_partition_bytes(files),
+        )
+
+    @cached_property
+    def _parts(self) -> list[AlmPart]:
+        _ensure_writable(self.final_dir)
+        discovery = self.discovery()
+        plan = discovery.plan()
+        wcfg, ocfg = self.window_config(), self.overlap_config()
+        base = [FORMAT_VERSION, wcfg.to_dict(), ocfg.to_dict(), self.on_error]
+        parts = []
+        for index, slices in enumerate(plan["partitions"]):
+            stats = [plan["stats"][p] for p in sorted({sl["path"] for sl in slices})]
+            parts.append(
+                AlmPart(
+                    manifest_path=discovery.manifest_path,
+                    work_dir=discovery.work_dir,
+                    listing_key=discovery.listing_key,
+                    partition_bytes=discovery.partition_bytes,
+                    index=index,
+                    part_key=_hash(base + [slices, stats]),
+                    count=len(plan["partitions"]),
+                    **self.processing_params(),
+                )
+            )
+        return parts
+
+    def requires(self) -> dict[str, Any]:
+        return {"discovery": self.discovery(), "parts": self._parts}
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        targets = {name.split(".")[0]: luigi.LocalTarget(str(self.final_dir / final)) for name, final in FINAL_NAMES.items()}
+        targets["summary"] = luigi.LocalTarget(str(self.final_dir / SUMMARY))
+        return targets
+
+    def _marker(self) -> dict[str, Any]:
+        try:
+            return orjson.loads((self.final_dir / MARKER).read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return {}
+
+    def complete(self) -> bool:
+        """Outputs exist and were made from these inputs and parameters."""
+        if self._marker().get("job_key") != self.job_key:
+            return False
+        return all(os.path.exists(t.path) for t in self.output().values())
+
+    def run(self) -> None:
+        out = self.final_dir
+        with dir_lock(out / LOCK):
+            if self.complete():
+                logger.info("outputs in %s were completed by a concurrent run", out)
+                return
+            self._merge(out)
+
+    def _merge(self, out: Path) -> None:
+        discovery = self.discovery()
+        plan = discovery.plan()
+        dirs = [Path(p.output().path) for p in self._parts]
+        missing = [d for d in dirs if not (d / PART_WALL).exists()]
+        if missing:
+            raise PipelineError(f"partition outputs vanished (a concurrent run into {out}?): {missing[0]}; run again")
+        (out / MARKER).unlink(missing_ok=True)
+        _remove_stale_temps(out)
+        started = time.perf_counter()
+        try:
+            totals = merge_parts(dirs, out, lhotse=True)
+            walls = [orjson.loads((d / PART_WALL).read_bytes())["wall_s"] for d in dirs]
+            summary = build_summary(totals, plan, self.parameters_record(), walls, time.perf_counter() - started)
+            _write_atomic(out / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+            _write_atomic(out / MARKER, orjson.dumps({"job_key": self.job_key, "parameters": self.parameters_record()}))
+        except OSError as exc:
+            _remove_final_outputs(out)
+            raise PipelineError(f"writing the final outputs into {out} failed, none were kept: {exc}") from exc
+        for d in dirs:
+            remove_tree(d)
+        _remove_dead_temps(Path(discovery.work_dir) / "parts")
+        print(end_of_run_block(summary, out), flush=True)
+
+
+def _remove_final_outputs(out: Path) -> None:
+    for name in [*FINAL_NAMES.values(), SUMMARY, MARKER]:
+        (out / name).unlink(missing_ok=True)
+    _remove_stale_temps(out)
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Temp files of final outputs left by a killed merge (only merges hold the lock)."""
+    for directory in (out, out / "lhotse"):
+        if directory.is_dir():
+            for tmp in directory.glob(".*.tmp-*"):
+                tmp.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_dead_temps(parts: Path) -> None:
+    """Partition temp directories of killed processes on this host."""
+    host = socket.gethostname()
+    if not parts.is_dir():
+        return
+    for tmp in parts.glob(f".*.tmp-{host}-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            remove_tree(tmp)
+
+
+@AlmPart.event_handler(luigi.Event.FAILURE)
+def _report_failure(task: AlmPart, exc: BaseException) -> None:
+    """One plain line naming file, line, field and reason, besides luigi's traceback."""
+    if isinstance(exc, ManifestError):
+        print(f"ERROR: bad manifest line: {exc} (use --on-error skip to write such lines to rejects.jsonl)", file=sys.stderr)
+    else:
+        print(f"ERROR: {task.task_family} {task.index} failed: {exc}", file=sys.stderr)
+
+
+@AlmWindows.event_handler(luigi.Event.FAILURE)
+def _report_merge_failure(task: AlmWindows, exc: BaseException) -> None:
+    print(f"ERROR: {exc}", file=sys.stderr)
+
+
+@AlmWindows.event_handler(luigi.Event.BROKEN_TASK)
+def _report_broken(task: AlmWindows, exc: BaseException) -> None:
+    """Scheduling failures (missing input, bad parameter, unwritable DIR) in one line."""
+    print(f"ERROR: {exc}", file=sys.stderr)
+
+
+__all__ = ["AlmDiscover", "AlmPart", "AlmWindows", "PipelineError", "part_dir"]
