@@ -1,0 +1,151 @@
+"""``lhotse-alm``: Lhotse's own command line with the ALM commands added.
+
+Lhotse has no plugin hook through which another package could add ``lhotse prepare alm``,
+so this console script imports ``lhotse.bin.modes`` (which registers every stock command on
+Lhotse's click group), attaches ``prepare alm`` and ``shar export-alm`` to it, and runs it.
+Every stock command (``lhotse-alm shar export``, ``lhotse-alm validate-pair``, ...) works
+unchanged.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+
+import lhotse.bin.modes  # noqa: F401  (registers Lhotse's commands on the group)
+from lhotse.bin.modes.cli_base import cli, prepare
+from lhotse.bin.modes.shar import shar
+
+from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
+from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.errors import ManifestError
+from alm_lhotse.job import ON_ERROR_CHOICES
+from alm_lhotse.recipe import OVERLAP_OPTIONS, WINDOW_OPTIONS, prepare_alm
+from alm_lhotse.shar import AUDIO_FORMATS, SharExportError, export_shar
+
+_HELP = {
+    "target_window_duration": "Target window length in seconds.",
+    "tolerance": "Allowed deviation from the target, as a fraction of it.",
+    "min_sample_rate": "Entries below this sample rate give no windows.",
+    "min_bandwidth": "Segments below this bandwidth (Hz) break windows.",
+    "min_speakers": "Fewest distinct speakers a window may have.",
+    "max_speakers": "Most distinct speakers a window may have.",
+    "truncation": "Cut the last segment to fit the window instead of dropping the window.",
+    "drop_fields": "Comma-separated segment fields left out of the output windows.",
+    "drop_fields_top_level": "Comma-separated entry fields left out of the output.",
+    "sort_segments": "Sort segments by start time before building windows.",
+    "overlap_percentage": "Windows overlapping a kept one by more than this percentage are dropped (0-100).",
+    "target_duration": "Duration the overlap filter aims at, in seconds.",
+}
+
+
+def _defaults() -> dict[str, Any]:
+    window, overlap = WindowConfig(), OverlapConfig()
+    return {**{k: getattr(window, k) for k in WINDOW_OPTIONS}, **{k: getattr(overlap, k) for k in OVERLAP_OPTIONS}}
+
+
+def _config_options(command: Callable) -> Callable:
+    """One click option per WindowConfig/OverlapConfig field, with the core's defaults."""
+    for name, default in reversed(list(_defaults().items())):
+        flag = name.replace("_", "-")
+        if isinstance(default, bool):
+            command = click.option(f"--{flag}/--no-{flag}", name, default=default, help=_HELP[name])(command)
+        else:
+            value_type = float if name == "overlap_percentage" else type(default)
+            command = click.option(f"--{flag}", name, type=value_type, default=default, help=_HELP[name])(command)
+    return command
+
+
+@prepare.command(context_settings=dict(show_default=True))
+@click.argument("manifest_path", type=click.Path(exists=True, path_type=Path))
+@click.argument("output_dir", type=click.Path(path_type=Path))
+@_config_options
+@click.option("-j", "--num-jobs", type=int, default=1, help="Worker processes.")
+@click.option(
+    "--on-error",
+    type=click.Choice(ON_ERROR_CHOICES),
+    default="fail",
+    help="fail: stop at the first bad line, naming file, line, field and reason; "
+    "skip: write bad lines to OUTPUT_DIR/rejects.jsonl and go on.",
+)
+@click.option(
+    "--read-audio-headers/--no-read-audio-headers",
+    default=True,
+    help="Fill a missing audio_sample_rate or duration from the audio file header.",
+)
+@click.option(
+    "--estimate-bandwidth/--no-estimate-bandwidth",
+    default=False,
+    help="Estimate a missing segment metrics.bandwidth from the audio.",
+)
+@click.option(
+    "--bandwidth-threshold-db",
+    type=float,
+    default=DEFAULT_THRESHOLD_DB,
+    help="Bandwidth = highest frequency within this many dB of the spectrum's peak.",
+)
+@click.option("--progress/--no-progress", default=True, help="Show progress bars.")
+def alm(manifest_path: Path, output_dir: Path, **options: Any) -> None:
+    """ALM training windows from diarized, transcribed conversation manifests.
+
+    MANIFEST_PATH is a JSONL manifest (optionally gzipped) or a directory searched for them.
+    Writes OUTPUT_DIR/alm_output.jsonl (NeMo Curator compatible), OUTPUT_DIR/rejects.jsonl
+    and Lhotse manifests OUTPUT_DIR/lhotse/alm_{recordings,supervisions,cuts_windows}_all.jsonl.gz.
+    """
+    try:
+        prepare_alm(manifest_path, output_dir, **options)
+    except (ManifestError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    summary = _read_summary(output_dir)
+    click.echo(
+        f"{summary['entries']} entries -> {summary['windows']} windows -> "
+        f"{summary['filtered_windows']} kept ({summary['filtered_dur']:.1f} s) in {output_dir}"
+    )
+    if summary["rejected"]:
+        click.echo(f"{summary['rejected']} lines rejected: see {output_dir / 'rejects.jsonl'}")
+
+
+def _read_summary(output_dir: Path) -> dict[str, Any]:
+    import orjson
+
+    from alm_lhotse.recipe import RECIPE_SUMMARY
+
+    return orjson.loads((output_dir / RECIPE_SUMMARY).read_bytes())
+
+
+@shar.command("export-alm", context_settings=dict(show_default=True))
+@click.argument("cuts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("output_dir", type=click.Path(path_type=Path))
+@click.option("-s", "--shard-size", type=int, default=1000, help="Windows per shard.")
+@click.option("-a", "--audio-format", type=click.Choice(AUDIO_FORMATS), default="flac", help="Audio format in the shards.")
+@click.option("-r", "--sampling-rate", type=int, default=None, help="Resample to this rate (default: keep the source's).")
+@click.option("--mono/--keep-channels", default=False, help="Mix multi-channel audio to mono (mean of channels).")
+@click.option(
+    "--on-error",
+    type=click.Choice(("fail", "skip")),
+    default="fail",
+    help="fail: stop at a window whose audio is missing or unreadable; skip: list it in OUTPUT_DIR.export/rejects.jsonl.",
+)
+@click.option("-j", "--num-jobs", type=int, default=1, help="Worker processes (one shard each at a time).")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def export_alm(cuts: Path, output_dir: Path, **options: Any) -> None:
+    """Export ALM window CUTS (e.g. lhotse/alm_cuts_windows_all.jsonl.gz) with their audio as Shar.
+
+    Each window's audio is exactly the source samples over its span. A killed export
+    resumes when run again with the same arguments.
+    """
+    try:
+        summary = export_shar(cuts, output_dir, **options)
+    except (SharExportError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{summary['written']} of {summary['windows']} windows in {summary['shards']} shards in {output_dir}")
+    if summary["rejected"]:
+        click.echo(f"{summary['rejected']} windows rejected: see {summary['rejects_path']}")
+
+
+def main(argv: Optional[list[str]] = None, prog_name: Optional[str] = None) -> None:
+    """Console script entry point (``lhotse-alm``)."""
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name=prog_name or "lhotse-alm")
