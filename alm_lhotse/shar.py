@@ -369,4 +369,5 @@ def _finish(out: Path, state: Path, results: list[dict[str, Any]], resumed: int)
     tmp = state / "summary.json.tmp"
     tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     os.replace(tmp, state / "summary.json")
+    shutil.rmtree(state / "tmp", ignore_errors=True)
     return summary
