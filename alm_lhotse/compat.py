@@ -8,13 +8,13 @@ window instead of one dict and one JSON encoding per segment occurrence.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Union
 
 import orjson
 
 from alm_lhotse.config import WindowConfig
 from alm_lhotse.process import EntryResult
-from alm_lhotse.windows import Window
+from alm_lhotse.windows import LostWindow, Window
 
 BUILDER_KEYS = ("windows", "stats", "truncation_events")
 OVERLAP_KEYS = (
@@ -44,11 +44,14 @@ _dumps = orjson.dumps
 
 
 def strip_fields(obj: dict[str, Any], drop: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if k not in drop} if drop else obj
+    return obj if drop.isdisjoint(obj) else {k: v for k, v in obj.items() if k not in drop}
+
+
+Piece = Union[bytes, memoryview]
 
 
 class SegmentRuns:
-    """All segments of an entry serialised once, joined, so any run is one slice."""
+    """All segments of an entry serialised once and joined, so any run is one slice."""
 
     def __init__(self, segments: list[dict[str, Any]], drop: frozenset[str]) -> None:
         self.drop = drop
@@ -59,47 +62,65 @@ class SegmentRuns:
             total += len(p) + 1
             offsets.append(total)
         self.offsets = offsets
-        self.buf = b",".join(self.parts)
+        self.view = memoryview(b",".join(self.parts))
 
-    def window_segments(self, w: Window) -> bytes:
-        """The JSON list of a window's stored segments."""
-        inner = self.buf[self.offsets[w.first] : self.offsets[w.stop] - 1] if w.stop > w.first else b""
+    def window_segments(self, w: Window) -> list[Piece]:
+        """The pieces of the JSON list of a window's stored segments, without brackets."""
+        pieces: list[Piece] = []
+        if w.stop > w.first:
+            pieces.append(self.view[self.offsets[w.first] : self.offsets[w.stop] - 1])
         if w.part is not None:
             tail = _dumps(strip_fields(w.part, self.drop))
-            inner = inner + b"," + tail if inner else tail
-        return b"[" + inner + b"]"
+            pieces.append(b"," + tail if pieces else tail)
+        return pieces
 
 
-def _object(pairs: Iterable[tuple[str, bytes]], head: bytes = b"{}") -> bytes:
-    """Append pre-serialised ``key: value`` pairs to a serialised JSON object."""
-    body = [head[:-1]]
+def _array(items: list[list[Piece]]) -> list[Piece]:
+    """Pieces of a JSON array whose elements are each given as pieces."""
+    out: list[Piece] = [b"["]
+    for k, item in enumerate(items):
+        if k:
+            out.append(b",")
+        out.extend(item)
+    out.append(b"]")
+    return out
+
+
+def _window(runs: SegmentRuns, w: Window) -> list[Piece]:
+    return [b'{"segments":[', *runs.window_segments(w), b'],"speaker_durations":%s}' % _dumps(w.speaker_durations)]
+
+
+def _lost(runs: SegmentRuns, lw: LostWindow) -> list[Piece]:
+    return [
+        b'{"index":%d,"window_segs":[' % lw.window.first,
+        *runs.window_segments(lw.window),
+        b'],"next_seg":',
+        runs.parts[lw.next_index],
+        b',"prev_seg":',
+        runs.parts[lw.prev_index],
+        b"}",
+    ]
+
+
+def _object(head: bytes, pairs: list[tuple[str, list[Piece]]]) -> list[Piece]:
+    """Pieces of a serialised JSON object ``head`` extended with pre-serialised pairs."""
+    out: list[Piece] = [head[:-1]]
     sep = b"," if len(head) > 2 else b""
     for key, value in pairs:
-        body.append(sep + _dumps(key) + b":" + value)
+        out.append(sep + _dumps(key) + b":")
+        out.extend(value)
         sep = b","
-    body.append(b"}")
-    return b"".join(body)
+    out.append(b"}")
+    return out
 
 
-def _stats(result: EntryResult, runs: SegmentRuns | None) -> bytes:
-    lost = []
-    if runs is not None:
-        for lw in result.built.lost:
-            lost.append(
-                b'{"index":%d,"window_segs":%s,"next_seg":%s,"prev_seg":%s}'
-                % (lw.window.first, runs.window_segments(lw.window), runs.parts[lw.next_index], runs.parts[lw.prev_index])
-            )
-    return _object([("lost_win_full_data", b"[" + b",".join(lost) + b"]")], _dumps(result.built.stats))
-
-
-def render_entry(result: EntryResult, cfg: WindowConfig) -> bytes:
-    """One output line (without newline) whose parsed value equals the reference's."""
+def render_pieces(result: EntryResult, cfg: WindowConfig) -> list[Piece]:
+    """One output line (without newline) as pieces for ``writelines``; its parsed value
+    equals the reference's output entry."""
     built = result.built
     entry = result.entry
     if built.low_sample_rate:
-        passthrough = {"audio_filepath": entry.get("audio_filepath")}
-        if "audio_filepath" in cfg.drop_top_level_set:
-            passthrough = {}
+        passthrough = {} if "audio_filepath" in cfg.drop_top_level_set else {"audio_filepath": entry.get("audio_filepath")}
     else:
         passthrough = {k: v for k, v in entry.items() if k not in cfg.drop_top_level_set}
     overridden = set(BUILDER_KEYS)
@@ -108,28 +129,34 @@ def render_entry(result: EntryResult, cfg: WindowConfig) -> bytes:
     head = _dumps({k: v for k, v in passthrough.items() if k not in overridden})
 
     runs = SegmentRuns(built.segments, cfg.drop_set) if (built.windows or built.lost) else None
-    window_json = [
-        b'{"segments":%s,"speaker_durations":%s}' % (runs.window_segments(w), _dumps(w.speaker_durations))
-        for w in built.windows
-    ] if runs is not None else []
-    pairs: list[tuple[str, bytes]] = [
-        ("windows", b"[" + b",".join(window_json) + b"]"),
-        ("stats", _stats(result, runs)),
-        ("truncation_events", b"%d" % built.truncation_events),
+    windows = [_window(runs, w) for w in built.windows] if runs is not None else []
+    lost = [_lost(runs, lw) for lw in built.lost] if runs is not None else []
+    stats = _object(_dumps(built.stats), [("lost_win_full_data", _array(lost))])
+    pairs: list[tuple[str, list[Piece]]] = [
+        ("windows", _array(windows)),
+        ("stats", stats),
+        ("truncation_events", [b"%d" % built.truncation_events]),
     ]
     if built.windows:
-        kept_json = [wj for wj, k in zip(window_json, result.kept) if k]
+        kept = [w for w, k in zip(windows, result.kept) if k]
+        spans = result.spans
+        kept_spans = result.kept_spans
         pairs += [
-            ("total_dur_window", _dumps(result.total_dur_window)),
-            ("total_dur_list_window", _dumps([e - s for e, s in result.spans])),
-            ("total_dur_list_window_timestamps", _dumps(result.spans)),
-            ("filtered", _dumps(result.kept_spans)),
-            ("filtered_windows", b"[" + b",".join(kept_json) + b"]"),
-            ("filtered_dur", _dumps(result.filtered_dur)),
-            ("filtered_dur_list", _dumps([e - s for e, s in result.kept_spans])),
-            ("manifest_filepath", b"null"),
-            ("swift_filepath", _dumps(built.stats["swift_path"])),
+            ("total_dur_window", [_dumps(result.total_dur_window)]),
+            ("total_dur_list_window", [_dumps([e - s for e, s in spans])]),
+            ("total_dur_list_window_timestamps", [_dumps(spans)]),
+            ("filtered", [_dumps(kept_spans)]),
+            ("filtered_windows", _array(kept)),
+            ("filtered_dur", [_dumps(result.filtered_dur)]),
+            ("filtered_dur_list", [_dumps([e - s for e, s in kept_spans])]),
+            ("manifest_filepath", [b"null"]),
+            ("swift_filepath", [_dumps(built.stats["swift_path"])]),
         ]
     else:
-        pairs += [(k, v) for k, v in _EMPTY_OVERLAP.items() if k not in passthrough]
-    return _object(pairs, head)
+        pairs += [(k, [v]) for k, v in _EMPTY_OVERLAP.items() if k not in passthrough]
+    return _object(head, pairs)
+
+
+def render_entry(result: EntryResult, cfg: WindowConfig) -> bytes:
+    """One output line (without newline) whose parsed value equals the reference's."""
+    return b"".join(render_pieces(result, cfg))

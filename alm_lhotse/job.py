@@ -24,7 +24,7 @@ try:
 except ImportError:  # pragma: no cover - isal is a declared dependency
     import zlib as _zlib
 
-from alm_lhotse.compat import render_entry
+from alm_lhotse.compat import render_pieces
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import InvalidEntry, ManifestError
 from alm_lhotse.manifests import recording_dict, recording_id, supervision_dicts, window_cut_dict
@@ -165,7 +165,8 @@ def run_partition(
                 t1 = clock()
                 result = process_entry(entry, wcfg, ocfg)
                 t2 = clock()
-                out.compat.write(render_entry(result, wcfg) + b"\n")
+                out.compat.writelines(render_pieces(result, wcfg))
+                out.compat.write(b"\n")
                 built = result.built
                 counts.entries += 1
                 counts.windows += len(built.windows)

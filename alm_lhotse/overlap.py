@@ -9,20 +9,22 @@ operation is the reference's, in the reference's order, so decisions match bit f
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from operator import itemgetter
 from typing import Any, Sequence
 
 Span = tuple[Any, Any]  # (end, start), the reference's order
-
-
-def _ratio(start_i: Any, end_i: Any, start_j: Any, end_j: Any) -> Any:
-    overlap = max(0, min(end_i, end_j) - max(start_i, start_j))
-    shorter = min(end_i - start_i, end_j - start_j)
-    return overlap / shorter if shorter else 0
+_START_END = itemgetter(1, 0)
 
 
 def filter_spans(spans: Sequence[Span], threshold: float, target_duration: float) -> list[Span]:
-    """Surviving ``(end, start)`` pairs, in ``(start, end)`` order."""
-    order = sorted(spans, key=lambda x: (x[1], x[0]))
+    """Surviving ``(end, start)`` pairs, in ``(start, end)`` order.
+
+    The overlap ratio is the reference's ``max(0, min(ends) - max(starts)) /
+    min(durations)``, written with comparisons instead of builtin calls (same operands,
+    same operations, so the same floats).
+    """
+    order = sorted(spans, key=_START_END)
     n = len(order)
     starts = [s for _, s in order]
     ends = [e for e, _ in order]
@@ -40,9 +42,13 @@ def filter_spans(spans: Sequence[Span], threshold: float, target_duration: float
             if removed[j]:
                 continue
             end_j = ends[j]
-            if _ratio(start_i, end_i, start_j, end_j) < threshold:
-                continue
             dur_j = durs[j]
+            overlap = (end_j if end_j < end_i else end_i) - (start_j if start_j > start_i else start_i)
+            if overlap <= 0:
+                overlap = 0
+            shorter = dur_j if dur_j < dur_i else dur_i
+            if (overlap / shorter if shorter else 0) < threshold:
+                continue
             diff_j = abs(dur_j - target_duration)
             if diff_i < diff_j or (diff_i == diff_j and dur_i >= dur_j):
                 removed[j] = True
@@ -57,9 +63,34 @@ def match_key(end: Any, start: Any) -> tuple[Any, Any]:
     return (round(end, 6), round(start, 6))
 
 
+def _near(value: Any) -> float:
+    """A bound on how far apart two values rounding to the same 6 decimals can be."""
+    return 2e-6 + abs(value) * 1e-12
+
+
 def kept_mask(spans: Sequence[Span], kept: Sequence[Span]) -> list[bool]:
-    """Which windows (given as spans, in window order) the reference reports as kept."""
+    """Which windows (given as spans, in window order) the reference reports as kept.
+
+    A window whose exact span was kept is kept. Any other window is kept only when
+    it rounds to a kept span, which needs a kept start within rounding distance, so
+    ``round()`` (slow) is only called for the rare windows that have one.
+    """
     if not kept:
         return [False] * len(spans)
-    keys = {match_key(e, s) for e, s in kept}
-    return [match_key(e, s) in keys for e, s in spans]
+    exact = set(kept)
+    kept_starts = sorted(s for _, s in kept)
+    keys = None
+    mask = []
+    for span in spans:
+        if span in exact:
+            mask.append(True)
+            continue
+        start = span[1]
+        lo = bisect_left(kept_starts, start - _near(start))
+        if lo == len(kept_starts) or kept_starts[lo] > start + _near(start):
+            mask.append(False)
+            continue
+        if keys is None:
+            keys = {match_key(e, s) for e, s in kept}
+        mask.append(match_key(*span) in keys)
+    return mask
