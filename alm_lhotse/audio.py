@@ -56,7 +56,8 @@ def power_spectrum(samples: np.ndarray, n_fft: int = N_FFT) -> np.ndarray:
     """Mean power per frequency bin over Hann-windowed, half-overlapping frames."""
     x = np.asarray(samples, dtype=np.float64)
     if len(x) < n_fft:
-        x = np.pad(x, (0, n_fft - len(x)))
+        # One frame: taper the segment itself, then zero-pad, so its edges do not leak.
+        return np.abs(np.fft.rfft(x * np.hanning(len(x)), n_fft)) ** 2
     hop = n_fft // 2
     count = 1 + (len(x) - n_fft) // hop
     frames = np.lib.stride_tricks.sliding_window_view(x, n_fft)[::hop][:count]
