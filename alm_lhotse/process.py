@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.validation import validate_entry
 from alm_lhotse.overlap import Span, filter_spans, kept_mask
 from alm_lhotse.windows import EntryWindows, Window, build_windows
 
@@ -31,8 +32,21 @@ class EntryResult:
         return [w for w, k in zip(self.built.windows, self.kept) if k]
 
 
-def process_entry(entry: dict[str, Any], wcfg: WindowConfig, ocfg: OverlapConfig) -> EntryResult:
-    """Build windows for one entry and decide which survive the overlap filter."""
+def process_entry(
+    entry: dict[str, Any],
+    wcfg: Optional[WindowConfig] = None,
+    ocfg: Optional[OverlapConfig] = None,
+    validate: bool = True,
+) -> EntryResult:
+    """Build windows for one entry and decide which survive the overlap filter.
+
+    Entries are validated first (an invalid one raises InvalidEntry, a ValueError);
+    the reader validates already, so the job passes ``validate=False``.
+    """
+    wcfg = wcfg or WindowConfig()
+    ocfg = ocfg or OverlapConfig()
+    if validate:
+        validate_entry(entry)
     built = build_windows(entry, wcfg)
     spans = [(w.end, w.start) for w in built.windows]
     if spans:
