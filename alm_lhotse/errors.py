@@ -20,6 +20,10 @@ class ManifestError(ValueError):
         what = f" field '{field}':" if field else ""
         super().__init__(f"{where}:{what} {reason}")
 
+    def __reduce__(self) -> tuple:
+        # Rebuilt from its parts, so it survives the trip back from a worker process.
+        return (type(self), (self.source, self.line, self.field, self.reason))
+
 
 class InvalidEntry(ValueError):
     """An entry failed validation; the reader adds file and line to make a ManifestError."""
@@ -28,3 +32,6 @@ class InvalidEntry(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"field '{field}': {reason}" if field else reason)
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.field, self.reason))
