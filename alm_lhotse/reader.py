@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, NamedTuple, Optional
 
@@ -44,6 +45,7 @@ def iter_file_lines(path: Path) -> Iterator[ManifestLine]:
         handle = open_manifest(path)
     except OSError as exc:
         raise ManifestError(source, None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
+    number = 0
     with handle:
         try:
             for number, line in enumerate(handle, 1):
@@ -53,7 +55,7 @@ def iter_file_lines(path: Path) -> Iterator[ManifestLine]:
                 if raw:
                     yield ManifestLine(source, number, raw)
         except (OSError, EOFError) as exc:
-            raise ManifestError(source, None, None, f"cannot read manifest: {exc}") from exc
+            raise ManifestError(source, number + 1, None, f"cannot read manifest: {exc}") from exc
 
 
 def iter_lines(paths: ManifestPaths) -> Iterator[ManifestLine]:
@@ -62,17 +64,18 @@ def iter_lines(paths: ManifestPaths) -> Iterator[ManifestLine]:
         yield from iter_file_lines(path)
 
 
-def _find_non_finite(value: Any, path: str) -> str | None:
-    if isinstance(value, float) and not math.isfinite(value):
+def _find_number(value: Any, path: str, bad: Callable[[Any], bool]) -> str | None:
+    """Path of the first number for which ``bad`` holds."""
+    if type(value) in (int, float) and bad(value):
         return path or "<entry>"
     if isinstance(value, dict):
         for k, v in value.items():
-            found = _find_non_finite(v, f"{path}.{k}" if path else str(k))
+            found = _find_number(v, f"{path}.{k}" if path else str(k), bad)
             if found:
                 return found
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            found = _find_non_finite(v, f"{path}[{i}]")
+            found = _find_number(v, f"{path}[{i}]", bad)
             if found:
                 return found
     return None
@@ -90,10 +93,13 @@ def _explain_json_error(raw: bytes, exc: Exception) -> InvalidEntry:
         value = json.loads(text)
     except ValueError:
         return InvalidEntry(None, f"invalid JSON: {exc}")
-    bad = _find_non_finite(value, "")
+    bad = _find_number(value, "", lambda v: type(v) is float and not math.isfinite(v))
     if bad:
         return InvalidEntry(bad, "NaN or Infinity is not a valid number")
-    return InvalidEntry(None, f"number out of the supported 64-bit range: {exc}")
+    bad = _find_number(value, "", lambda v: abs(v) > sys.float_info.max)
+    if bad:
+        return InvalidEntry(bad, "integer too large for a 64-bit float")
+    return InvalidEntry(None, f"invalid JSON: {exc}")
 
 
 EntryHook = Callable[[Any], Any]
