@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from pathlib import Path
@@ -22,6 +23,19 @@ def _as_list(paths: ManifestPaths) -> list[PathLike]:
     if isinstance(paths, (str, os.PathLike)):
         return [paths]
     return list(paths)
+
+
+def _missing_reason(path: Path) -> str:
+    """Why a path has nothing to read, so a dangling link is not reported as a typo."""
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop: nothing to read"
+        if path.is_symlink():
+            return "broken symlink: its target does not exist"
+        return "no such manifest file or directory"
+    return "not a regular file or directory"
 
 
 def _walk(root: Path) -> list[Path]:
@@ -50,7 +64,9 @@ def _walk(root: Path) -> list[Path]:
                     visit(path)
                 except OSError:
                     continue
-            elif is_manifest_name(child.name) and path.exists():
+            elif is_manifest_name(child.name):
+                if not path.is_file():
+                    raise ManifestError(str(path), None, None, _missing_reason(path))
                 found.append(path)
 
     visit(root)
@@ -64,14 +80,20 @@ def discover_manifests(paths: ManifestPaths) -> list[Path]:
     a directory come in sorted order so every run sees the same sequence.
     """
     files: list[Path] = []
-    for raw in _as_list(paths):
+    listed = _as_list(paths)
+    if not listed:
+        raise ManifestError("<inputs>", None, None, "no input manifests given")
+    for raw in listed:
         path = Path(raw)
         if path.is_dir():
-            files.extend(_walk(path))
+            found = _walk(path)
+            if not found:
+                raise ManifestError(str(path), None, None, f"no manifest files ({', '.join(MANIFEST_SUFFIXES)}) found")
+            files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            raise ManifestError(str(path), None, None, "no such manifest file or directory")
+            raise ManifestError(str(path), None, None, _missing_reason(path))
     return files
 
 
