@@ -353,6 +353,7 @@ class AlmWindows(AlmParameters, luigi.Task):
         if self.manifest_path:
             manifest = os.path.abspath(self.manifest_path)
         else:
+            _ensure_writable(self.final_dir)
             manifest = str(materialize_sample(self.final_dir / SAMPLE_DIR))
         files = discover_manifests(manifest)
         return manifest, files, _hash([manifest, [str(f) for f in files], listing_fingerprint(files)])
@@ -411,7 +412,12 @@ class AlmWindows(AlmParameters, luigi.Task):
 
     def complete(self) -> bool:
         """Outputs exist and were made from these inputs and parameters."""
-        if self._marker().get("job_key") != self.job_key:
+        try:
+            key = self.job_key
+        except (ValueError, PipelineError) as exc:  # bad input path or parameter: say it plainly
+            print(f"ERROR: {exc}", file=sys.stderr)
+            raise
+        if self._marker().get("job_key") != key:
             return False
         return all(os.path.exists(t.path) for t in self.output().values())
 
