@@ -10,6 +10,7 @@ resumed run produces byte-identical results.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import shutil
 import time
@@ -40,13 +41,15 @@ CUTS_PART = "cuts_windows.jsonl.gz"
 REJECTS_PART = "rejects.jsonl"
 SUMMARY_PART = "summary.json"
 GZIP_LEVEL = _zlib.Z_DEFAULT_COMPRESSION  # isal accepts 0-3 only, zlib 0-9
+# run_job renders chunks of about this much input in memory before writing them.
+CHUNK_BYTES = 1 << 20
 
 
 class GzipWriter:
-    """Gzip member with a zero timestamp, so equal content gives equal bytes."""
+    """One gzip member with a zero timestamp, so equal content gives equal bytes."""
 
-    def __init__(self, path: Path) -> None:
-        self._f = open(path, "wb")
+    def __init__(self, target: IO[bytes]) -> None:
+        self._f = target
         self._z = _zlib.compressobj(GZIP_LEVEL, _zlib.DEFLATED, 31)
 
     def write(self, data: bytes) -> None:
@@ -107,16 +110,19 @@ def reject_record(line: ManifestLine, error: InvalidEntry) -> dict[str, Any]:
     return record
 
 
-class PartWriters:
-    """The part files of one partition, opened in a scratch directory."""
+STREAMS = (COMPAT_PART, REJECTS_PART, RECORDINGS_PART, SUPERVISIONS_PART, CUTS_PART)
 
-    def __init__(self, directory: Path, lhotse: bool) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.compat: IO[bytes] = open(directory / COMPAT_PART, "wb", buffering=1 << 20)
-        self.rejects: IO[bytes] = open(directory / REJECTS_PART, "wb")
-        self.recordings = GzipWriter(directory / RECORDINGS_PART) if lhotse else None
-        self.supervisions = GzipWriter(directory / SUPERVISIONS_PART) if lhotse else None
-        self.cuts = GzipWriter(directory / CUTS_PART) if lhotse else None
+
+class Sinks:
+    """Where one run of the loop writes: a binary target per stream (gzip streams are
+    compressed here); the Lhotse streams are absent when ``lhotse`` is off."""
+
+    def __init__(self, targets: dict[str, IO[bytes]], lhotse: bool) -> None:
+        self.compat = targets[COMPAT_PART]
+        self.rejects = targets[REJECTS_PART]
+        self.recordings = GzipWriter(targets[RECORDINGS_PART]) if lhotse else None
+        self.supervisions = GzipWriter(targets[SUPERVISIONS_PART]) if lhotse else None
+        self.cuts = GzipWriter(targets[CUTS_PART]) if lhotse else None
 
     def close(self) -> None:
         for w in (self.compat, self.rejects, self.recordings, self.supervisions, self.cuts):
@@ -126,6 +132,66 @@ class PartWriters:
 
 def _jsonl(items: Iterable[dict[str, Any]]) -> bytes:
     return b"".join(orjson.dumps(i) + b"\n" for i in items)
+
+
+def process_slices(
+    slices: Sequence[FileSlice],
+    wcfg: WindowConfig,
+    ocfg: OverlapConfig,
+    out: Sinks,
+    on_error: str = "fail",
+    lhotse: bool = True,
+    progress: Optional[Callable[[int], Any]] = None,
+    prepare: Optional[EntryHook] = None,
+) -> Counts:
+    """The per-entry loop: read, validate, build, filter, write to ``out``.
+
+    With ``on_error="fail"`` the first bad line raises ManifestError (naming file, line
+    and field); with ``"skip"`` it is written to the rejects stream and counted.
+    ``progress`` is called with 1 per entry; ``prepare`` is the reader's entry hook.
+    """
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    counts = Counts()
+    t_parse = t_core = t_write = 0.0
+    clock = time.perf_counter
+    for sl in slices:
+        for line in iter_slice_lines(sl):
+            t0 = clock()
+            try:
+                entry = parse_entry(line.raw, prepare)
+            except InvalidEntry as exc:
+                if on_error == "fail":
+                    raise ManifestError(line.source, line.line, exc.field, exc.reason) from None
+                counts.rejected += 1
+                out.rejects.write(orjson.dumps(reject_record(line, exc)) + b"\n")
+                continue
+            t1 = clock()
+            result = process_entry(entry, wcfg, ocfg, validate=False)
+            t2 = clock()
+            out.compat.writelines(render_pieces(result, wcfg))
+            out.compat.write(b"\n")
+            built = result.built
+            counts.entries += 1
+            counts.windows += len(built.windows)
+            counts.filtered_windows += sum(result.kept)
+            counts.truncation_events += built.truncation_events
+            counts.filtered_durs.append(result.filtered_dur)
+            counts.low_sample_rate_entries += built.low_sample_rate
+            unsorted, overlapping = _odd_data(built.segments)
+            counts.unsorted_entries += unsorted
+            counts.overlapping_segment_entries += overlapping
+            counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
+            if lhotse:
+                _write_lhotse(out, entry, built.segments, result, f"{sl.origin}:{line.line}")
+            t3 = clock()
+            t_parse += t1 - t0
+            t_core += t2 - t1
+            t_write += t3 - t2
+            if progress is not None:
+                progress(1)
+    counts.timings = {"read_parse_s": t_parse, "windows_overlap_s": t_core, "write_s": t_write}
+    return counts
 
 
 def run_partition(
@@ -138,62 +204,21 @@ def run_partition(
     progress: Optional[Callable[[int], Any]] = None,
     prepare: Optional[EntryHook] = None,
 ) -> Counts:
-    """Process every entry of ``slices`` and write the part files into ``directory``.
-
-    With ``on_error="fail"`` the first bad line raises ManifestError (naming file, line
-    and field); with ``"skip"`` it is written to the rejects part and counted.
-    ``progress`` is called with 1 per entry; ``prepare`` is the reader's entry hook.
-    """
-    if on_error not in ON_ERROR_CHOICES:
-        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
-    counts = Counts()
-    t_parse = t_core = t_write = 0.0
-    out = PartWriters(directory, lhotse)
-    clock = time.perf_counter
+    """Process ``slices`` into part files in ``directory`` (plus its ``summary.json``),
+    for ``merge_parts``; the pipeline's checkpointed unit of work."""
+    directory.mkdir(parents=True, exist_ok=True)
+    names = STREAMS if lhotse else STREAMS[:2]
+    targets = {name: open(directory / name, "wb", buffering=1 << 20) for name in names}
+    out = Sinks(targets, lhotse)
     try:
-        for sl in slices:
-            for line in iter_slice_lines(sl):
-                t0 = clock()
-                try:
-                    entry = parse_entry(line.raw, prepare)
-                except InvalidEntry as exc:
-                    if on_error == "fail":
-                        raise ManifestError(line.source, line.line, exc.field, exc.reason) from None
-                    counts.rejected += 1
-                    out.rejects.write(orjson.dumps(reject_record(line, exc)) + b"\n")
-                    continue
-                t1 = clock()
-                result = process_entry(entry, wcfg, ocfg, validate=False)
-                t2 = clock()
-                out.compat.writelines(render_pieces(result, wcfg))
-                out.compat.write(b"\n")
-                built = result.built
-                counts.entries += 1
-                counts.windows += len(built.windows)
-                counts.filtered_windows += sum(result.kept)
-                counts.truncation_events += built.truncation_events
-                counts.filtered_durs.append(result.filtered_dur)
-                counts.low_sample_rate_entries += built.low_sample_rate
-                unsorted, overlapping = _odd_data(built.segments)
-                counts.unsorted_entries += unsorted
-                counts.overlapping_segment_entries += overlapping
-                counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
-                if lhotse:
-                    _write_lhotse(out, entry, built.segments, result, f"{sl.origin}:{line.line}")
-                t3 = clock()
-                t_parse += t1 - t0
-                t_core += t2 - t1
-                t_write += t3 - t2
-                if progress is not None:
-                    progress(1)
+        counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, progress, prepare)
     finally:
         out.close()
-    counts.timings = {"read_parse_s": t_parse, "windows_overlap_s": t_core, "write_s": t_write}
     (directory / SUMMARY_PART).write_bytes(orjson.dumps(counts.to_dict()))
     return counts
 
 
-def _write_lhotse(out: PartWriters, entry: dict[str, Any], segments: list, result: Any, origin: str) -> None:
+def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, result: Any, origin: str) -> None:
     rec_id = recording_id(entry["audio_filepath"], origin)
     rec = recording_dict(entry, rec_id)
     out.recordings.write(orjson.dumps(rec) + b"\n")
@@ -266,8 +291,94 @@ def merge_parts(part_dirs: Sequence[Path], output_dir: Path, lhotse: bool = True
     return merge_counts(load_counts(d) for d in part_dirs)
 
 
-def _run_one(args: tuple) -> Counts:
-    return run_partition(*args)
+class OrderedFiles:
+    """Final output files that chunks, rendered in any process, write at their place.
+
+    Chunk ``k`` takes its offsets once chunk ``k-1`` has taken its own, then writes with
+    ``pwrite``; so workers write in parallel, nothing is copied twice, and the result is
+    byte-identical to a sequential run. Files are temporary until ``commit``.
+    """
+
+    def __init__(self, output_dir: Path, names: Sequence[str], processes: int) -> None:
+        self.finals = [output_dir / FINAL_NAMES[n] for n in names]
+        self.temps = [f.with_name(f".{f.name}.tmp-{os.getpid()}") for f in self.finals]
+        for t in self.temps:
+            t.parent.mkdir(parents=True, exist_ok=True)
+        self.fds = [os.open(t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for t in self.temps]
+        if processes > 1:
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("fork")
+            self.turn_changed = ctx.Condition()
+            self.turn = ctx.RawValue("q", 0)
+            self.offsets = ctx.RawArray("q", len(names))
+        else:
+            self.turn_changed = None
+            self.turn = _Cell(0)
+            self.offsets = [0] * len(names)
+
+    def write_chunk(self, index: int, chunks: Sequence[bytes]) -> None:
+        if self.turn_changed is not None:
+            with self.turn_changed:
+                self.turn_changed.wait_for(lambda: self.turn.value == index)
+                places = self._claim(chunks)
+                self.turn_changed.notify_all()
+        else:
+            places = self._claim(chunks)
+        for fd, data, offset in zip(self.fds, chunks, places):
+            view = memoryview(data)
+            while view:
+                written = os.pwrite(fd, view, offset)
+                view = view[written:]
+                offset += written
+
+    def _claim(self, chunks: Sequence[bytes]) -> list[int]:
+        places = list(self.offsets[: len(chunks)])
+        for k, data in enumerate(chunks):
+            self.offsets[k] += len(data)
+        self.turn.value += 1
+        return places
+
+    def close(self, commit: bool) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        for temp, final in zip(self.temps, self.finals):
+            if commit:
+                os.replace(temp, final)
+            else:
+                temp.unlink(missing_ok=True)
+
+
+class _Cell:
+    """A ``.value`` holder standing in for shared memory in a single process."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+_FILES: Optional[OrderedFiles] = None
+
+
+def _render_chunk(args: tuple) -> Counts:
+    index, slices, wcfg, ocfg, on_error, lhotse, prepare = args
+    names = STREAMS if lhotse else STREAMS[:2]
+    buffers = {name: _KeptBytesIO() for name in names}
+    out = Sinks(buffers, lhotse)
+    counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, None, prepare)
+    out.close()
+    assert _FILES is not None
+    _FILES.write_chunk(index, [buffers[n].data for n in names])
+    return counts
+
+
+class _KeptBytesIO(io.BytesIO):
+    """A BytesIO whose content survives ``close`` (the sinks close their targets)."""
+
+    data = b""
+
+    def close(self) -> None:
+        self.data = self.getvalue()
+        super().close()
 
 
 def run_job(
@@ -281,33 +392,35 @@ def run_job(
     partition_bytes: Optional[int] = None,
     prepare: Optional[EntryHook] = None,
 ) -> dict[str, Any]:
-    """Whole job in one call: discover, partition, process (``jobs`` processes), merge.
+    """Whole job in one call: discover, split into chunks, process them (``jobs``
+    processes) and write every final output in input order, atomically.
 
     ``prepare`` is the reader's entry hook; it must pickle when ``jobs > 1``."""
     from alm_lhotse.discovery import discover_manifests
-    from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, plan_partitions
+    from alm_lhotse.partitions import plan_partitions
 
+    global _FILES
     output_dir = Path(output_dir)
     files = discover_manifests(paths)
-    if partition_bytes is None:
-        total = sum(f.stat().st_size for f in files)
-        partition_bytes = min(DEFAULT_PARTITION_BYTES, max(1, -(-total // max(jobs, 1))))
-    partitions = plan_partitions(files, partition_bytes)
-    scratch = output_dir / ".parts"
-    remove_tree(scratch)
-    args = [
-        (p, wcfg, ocfg, scratch / f"{i:05d}", on_error, lhotse, None, prepare) for i, p in enumerate(partitions)
-    ]
+    chunks = plan_partitions(files, partition_bytes or CHUNK_BYTES)
+    names = STREAMS if lhotse else STREAMS[:2]
+    args = [(i, c, wcfg, ocfg, on_error, lhotse, prepare) for i, c in enumerate(chunks)]
+    processes = min(jobs, len(args))
     started = time.perf_counter()
-    if jobs > 1 and len(args) > 1:
-        import multiprocessing
+    _FILES = OrderedFiles(output_dir, names, processes)
+    committed = False
+    try:
+        if processes > 1:
+            import multiprocessing
 
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            list(pool.imap(_run_one, args))
-    else:
-        for a in args:
-            _run_one(a)
-    summary = merge_parts([a[3] for a in args], output_dir, lhotse)
+            with multiprocessing.get_context("fork").Pool(processes) as pool:
+                counts = list(pool.imap(_render_chunk, args))
+        else:
+            counts = [_render_chunk(a) for a in args]
+        committed = True
+    finally:
+        _FILES.close(commit=committed)
+        _FILES = None
+    summary = merge_counts(counts)
     summary["wall_s"] = time.perf_counter() - started
-    remove_tree(scratch)
     return summary
