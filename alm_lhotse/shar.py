@@ -25,9 +25,11 @@ lives beside the shards, in ``<output_dir>.export/``.
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import shutil
+import tarfile
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from itertools import islice
@@ -41,7 +43,6 @@ import soundfile as sf
 from tqdm.auto import tqdm
 
 from lhotse import CutSet
-from lhotse.shar.writers.tar import TarWriter
 from lhotse.utils import Pathlike, compute_num_samples
 
 from alm_lhotse.audio import to_mono
@@ -133,12 +134,11 @@ def read_window(cut: dict[str, Any], options: SharOptions) -> tuple[np.ndarray, 
 
 
 def _resample(data: np.ndarray, source: int, target: int, duration: float) -> np.ndarray:
-    """Lhotse's own resampler, then exactly as many samples as the cut's duration implies."""
-    import torch
+    """Lhotse's own resampling transform (the one ``Recording.resample`` applies, whatever
+    backend it picks), then exactly as many samples as the cut's duration implies."""
+    from lhotse.augmentation import Resample
 
-    from lhotse.augmentation import get_or_create_resampler
-
-    out = get_or_create_resampler(source, target)(torch.from_numpy(data)).numpy()
+    out = np.asarray(Resample(source, target)(data), dtype=np.float32)
     want = compute_num_samples(duration, target)
     if out.shape[1] >= want:
         return out[:, :want]
@@ -173,15 +173,25 @@ def shar_cut(cut: dict[str, Any], channels: int, rate: int) -> dict[str, Any]:
     return out
 
 
-def _encode(data: np.ndarray, rate: int, audio_format: str, subtype: str) -> io.BytesIO:
+def _encode(data: np.ndarray, rate: int, audio_format: str, subtype: str) -> bytes:
     stream = io.BytesIO()
     sf.write(stream, data.T, rate, format=audio_format.upper(), subtype=subtype)
-    stream.seek(0)
-    return stream
+    return stream.getvalue()
 
 
-def _json_member(value: dict[str, Any]) -> io.BytesIO:
-    return io.BytesIO(orjson.dumps(value) + b"\n")
+def _tuples_as_lists(value: Any) -> Any:
+    """orjson default: Lhotse's ``to_dict`` leaves alignment items as named tuples."""
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    """Tar member with fixed metadata, so the same input always gives the same bytes."""
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
 
 
 @dataclass(frozen=True)
@@ -206,14 +216,17 @@ def _done_marker(state: Path, index: int) -> Path:
 
 def write_shard(job: ShardJob) -> dict[str, Any]:
     """Write one shard under temp names, rename it into place, then record it as done."""
-    from lhotse.serialization import SequentialJsonlWriter
-
     state = Path(job.state_dir)
     tmp = shard_paths(state / "tmp", job.index)
     final = shard_paths(Path(job.output_dir), job.index)
     rejects: list[dict[str, Any]] = []
     written = 0
-    with TarWriter(str(tmp["recording"]), shard_size=None) as tar, SequentialJsonlWriter(tmp["cuts"]) as cuts_out:
+    fmt = job.options.audio_format
+    with (
+        tarfile.open(tmp["recording"], "w", format=tarfile.GNU_FORMAT) as tar,
+        open(tmp["cuts"], "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as cuts_out,
+    ):
         for cut in job.cuts:
             try:
                 data, rate, subtype = read_window(cut, job.options)
@@ -223,10 +236,9 @@ def write_shard(job: ShardJob) -> dict[str, Any]:
                 rejects.append({"window": exc.cut_id, "audio_filepath": exc.path, "reason": exc.reason})
                 continue
             stored = shar_cut(cut, data.shape[0], rate)
-            fmt = job.options.audio_format
-            tar.write(f"{cut['id']}.{fmt}", _encode(data, rate, fmt, subtype))
-            tar.write(f"{cut['id']}.json", _json_member(stored["recording"]), count=False)
-            cuts_out.write(stored)
+            _add_member(tar, f"{cut['id']}.{fmt}", _encode(data, rate, fmt, subtype))
+            _add_member(tar, f"{cut['id']}.json", orjson.dumps(stored["recording"]))
+            cuts_out.write(orjson.dumps(stored, default=_tuples_as_lists) + b"\n")
             written += 1
     if written:
         os.replace(tmp["recording"], final["recording"])
