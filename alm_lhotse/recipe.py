@@ -28,7 +28,8 @@ from lhotse.utils import Pathlike
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB, AudioCompletion
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.discovery import ManifestPaths
-from alm_lhotse.job import FINAL_NAMES, RECORDINGS_PART, SUPERVISIONS_PART, CUTS_PART, run_job
+from alm_lhotse.job import CUTS_PART, FINAL_NAMES, RECORDINGS_PART, SUPERVISIONS_PART, run_job
+from alm_lhotse.reader import open_manifest
 
 PART = "all"
 LHOTSE_SUBDIR = "lhotse"
@@ -39,8 +40,9 @@ OVERLAP_OPTIONS = tuple(f.name for f in dataclasses.fields(OverlapConfig) if f.i
 _END_TOLERANCE = 1e-3
 
 
-# Lines read so far, shared with forked worker processes (they inherit it; it cannot be pickled).
-_LINES_READ = multiprocessing.get_context("fork").Value("q", 0)
+# Lines read so far, shared with forked worker processes (they inherit it; it cannot be
+# pickled). Created per run, before run_job forks its workers.
+_LINES_READ: Any = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,7 +59,8 @@ class _CountingHook:
 
 def _run_job_with_progress(enabled: bool, **kwargs: Any) -> dict[str, Any]:
     """``run_job`` with a tqdm bar over manifest lines, polled from the shared counter."""
-    _LINES_READ.value = 0
+    global _LINES_READ
+    _LINES_READ = multiprocessing.get_context("fork").Value("q", 0)
     done = threading.Event()
 
     def poll(bar: tqdm) -> None:
@@ -121,10 +124,10 @@ def _fix_recordings_and_supervisions(paths: dict[str, Path]) -> tuple[RecordingS
     return fixed_recordings, fixed_supervisions, report
 
 
-def _iter_cut_dicts(path: Path) -> Iterator[dict[str, Any]]:
-    from alm_lhotse.reader import open_manifest
+def iter_cut_dicts(path: Pathlike) -> Iterator[dict[str, Any]]:
+    """Cut dicts of a (gzipped) JSONL cuts manifest, without building Lhotse objects."""
 
-    with open_manifest(path) as handle:
+    with open_manifest(Path(path)) as handle:
         for line in handle:
             if line.strip():
                 yield orjson.loads(line)
@@ -141,13 +144,13 @@ def _fix_and_validate_cuts(path: Path, recordings: RecordingSet, progress: bool)
     """Validate every window cut with Lhotse; drop (and count) windows whose recording was
     removed by ``fix_manifests`` or that reach past its end. Rewrites only when something went."""
     dropped = 0
-    for data in tqdm(_iter_cut_dicts(path), desc="Validating ALM windows", unit="cut", disable=not progress):
+    for data in tqdm(iter_cut_dicts(path), desc="Validating ALM windows", unit="cut", disable=not progress):
         if _window_fits(data, recordings):
             validate(CutSet.from_dicts([data]))
         else:
             dropped += 1
     if dropped:
-        kept = CutSet.from_dicts(d for d in _iter_cut_dicts(path) if _window_fits(d, recordings))
+        kept = CutSet.from_dicts(d for d in iter_cut_dicts(path) if _window_fits(d, recordings))
         _replace(path, kept)
     return dropped
 

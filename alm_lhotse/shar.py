@@ -46,6 +46,7 @@ from lhotse import CutSet
 from lhotse.utils import Pathlike, compute_num_samples
 
 from alm_lhotse.audio import to_mono
+from alm_lhotse.recipe import iter_cut_dicts
 
 AUDIO_FORMATS = ("flac", "wav")
 ON_ERROR_CHOICES = ("fail", "skip")
@@ -256,12 +257,7 @@ def write_shard(job: ShardJob) -> dict[str, Any]:
 
 def _iter_cut_dicts(cuts: Union[Pathlike, CutSet, Iterable[Any]]) -> Iterator[dict[str, Any]]:
     if isinstance(cuts, (str, os.PathLike)):
-        from alm_lhotse.reader import open_manifest
-
-        with open_manifest(Path(cuts)) as handle:
-            for line in handle:
-                if line.strip():
-                    yield orjson.loads(line)
+        yield from iter_cut_dicts(cuts)
     else:
         for cut in cuts:
             yield cut if isinstance(cut, dict) else cut.to_dict()
