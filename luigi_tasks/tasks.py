@@ -218,6 +218,13 @@ class AlmPart(AlmParameters, luigi.Task):
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(part_dir(Path(self.work_dir), self.part_key)))
 
+    def complete(self) -> bool:
+        """Part files exist, or they were merged into the current final outputs (and then
+        removed): a concurrent run of the same job must not see its parts vanish."""
+        if (Path(self.output().path) / PART_WALL).exists():
+            return True
+        return self.part_key in merged_parts(Path(self.work_dir).parent)
+
     def slices(self) -> list[FileSlice]:
         plan = self.requires().plan()
         return [FileSlice(**sl) for sl in plan["partitions"][self.index]]
@@ -244,6 +251,20 @@ class AlmPart(AlmParameters, luigi.Task):
 
 def part_dir(work_dir: Path, part_key: str) -> Path:
     return work_dir / "parts" / part_key
+
+
+def read_marker(final_dir: Path) -> dict[str, Any]:
+    try:
+        return orjson.loads((final_dir / MARKER).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+
+
+def merged_parts(final_dir: Path) -> frozenset[str]:
+    """Keys of the partitions the final outputs in ``final_dir`` were merged from."""
+    if not all((final_dir / name).exists() for name in [*FINAL_NAMES.values(), SUMMARY]):
+        return frozenset()
+    return frozenset(read_marker(final_dir).get("parts", ()))
 
 
 def _publish_dir(tmp: Path, final: Path) -> None:
@@ -404,12 +425,6 @@ class AlmWindows(AlmParameters, luigi.Task):
         targets["summary"] = luigi.LocalTarget(str(self.final_dir / SUMMARY))
         return targets
 
-    def _marker(self) -> dict[str, Any]:
-        try:
-            return orjson.loads((self.final_dir / MARKER).read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return {}
-
     def complete(self) -> bool:
         """Outputs exist and were made from these inputs and parameters."""
         try:
@@ -417,7 +432,7 @@ class AlmWindows(AlmParameters, luigi.Task):
         except (ValueError, PipelineError) as exc:  # bad input path or parameter: say it plainly
             print(f"ERROR: {exc}", file=sys.stderr)
             raise
-        if self._marker().get("job_key") != key:
+        if read_marker(self.final_dir).get("job_key") != key:
             return False
         return all(os.path.exists(t.path) for t in self.output().values())
 
@@ -444,7 +459,8 @@ class AlmWindows(AlmParameters, luigi.Task):
             walls = [orjson.loads((d / PART_WALL).read_bytes())["wall_s"] for d in dirs]
             summary = build_summary(totals, plan, self.parameters_record(), walls, time.perf_counter() - started)
             _write_atomic(out / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
-            _write_atomic(out / MARKER, orjson.dumps({"job_key": self.job_key, "parameters": self.parameters_record()}))
+            marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [p.part_key for p in self._parts]}
+            _write_atomic(out / MARKER, orjson.dumps(marker))
         except OSError as exc:
             _remove_final_outputs(out)
             raise PipelineError(f"writing the final outputs into {out} failed, none were kept: {exc}") from exc
