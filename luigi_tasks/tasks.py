@@ -108,25 +108,14 @@ class AlmParameters:
         default="fail", choices=ON_ERROR_CHOICES, description="fail: stop at the first bad line; skip: write it to rejects.jsonl."
     )
 
-    PARAMETER_NAMES = (
+    WINDOW_NAMES = (
         "target_window_duration", "tolerance", "min_sample_rate", "min_bandwidth", "min_speakers",
         "max_speakers", "truncation", "drop_fields", "drop_fields_top_level", "sort_segments",
-        "overlap_percentage", "overlap_target_duration", "on_error",
     )
+    PARAMETER_NAMES = (*WINDOW_NAMES, "overlap_percentage", "overlap_target_duration", "on_error")
 
     def window_config(self) -> WindowConfig:
-        return WindowConfig(
-            target_window_duration=self.target_window_duration,
-            tolerance=self.tolerance,
-            min_sample_rate=self.min_sample_rate,
-            min_bandwidth=self.min_bandwidth,
-            min_speakers=self.min_speakers,
-            max_speakers=self.max_speakers,
-            truncation=self.truncation,
-            drop_fields=self.drop_fields,
-            drop_fields_top_level=self.drop_fields_top_level,
-            sort_segments=self.sort_segments,
-        )
+        return WindowConfig(**{name: getattr(self, name) for name in self.WINDOW_NAMES})
 
     def overlap_config(self) -> OverlapConfig:
         return OverlapConfig(self.overlap_percentage, self.overlap_target_duration)
