@@ -15,7 +15,7 @@ from the manifest's ``end`` in the last bit, and parity needs the original value
 from __future__ import annotations
 
 import hashlib
-import math
+from decimal import ROUND_HALF_UP, Decimal
 import re
 from pathlib import PurePath
 from typing import Any, Optional
@@ -41,6 +41,12 @@ def entry_duration(entry: dict[str, Any]) -> Any:
     return max((s["end"] for s in entry["segments"]), default=0.0)
 
 
+def num_samples(duration: Any, rate: Any) -> int:
+    """Samples in ``duration`` seconds, rounded half up after rounding to 8 decimals: the
+    same count Lhotse computes, so our manifests agree with its audio loading."""
+    return int(Decimal(round(duration * rate, 8)).quantize(0, rounding=ROUND_HALF_UP))
+
+
 def recording_dict(entry: dict[str, Any], rec_id: str) -> dict[str, Any]:
     rate = int(entry["audio_sample_rate"])
     duration = entry_duration(entry)
@@ -48,7 +54,7 @@ def recording_dict(entry: dict[str, Any], rec_id: str) -> dict[str, Any]:
         "id": rec_id,
         "sources": [{"type": "file", "channels": [0], "source": entry["audio_filepath"]}],
         "sampling_rate": rate,
-        "num_samples": int(math.floor(duration * rate + 0.5)),
+        "num_samples": num_samples(duration, rate),
         "duration": duration,
         "channel_ids": [0],
     }

@@ -133,3 +133,12 @@ def read_entries(paths: ManifestPaths, prepare: Optional[EntryHook] = None) -> I
     """Lazily read every entry of the given manifests (files, directories or lists)."""
     for line in iter_lines(paths):
         yield parse_line(line, prepare)
+
+
+def iter_jsonl_dicts(path: Path) -> Iterator[dict[str, Any]]:
+    """Objects of a (gzipped) JSONL file such as a cuts manifest, without building Lhotse
+    objects (and without importing Lhotse)."""
+    with open_manifest(Path(path)) as handle:
+        for line in handle:
+            if line.strip():
+                yield orjson.loads(line)

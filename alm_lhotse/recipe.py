@@ -29,7 +29,7 @@ from alm_lhotse.audio import DEFAULT_THRESHOLD_DB, AudioCompletion
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.discovery import ManifestPaths
 from alm_lhotse.job import CUTS_PART, FINAL_NAMES, RECORDINGS_PART, SUPERVISIONS_PART, run_job
-from alm_lhotse.reader import open_manifest
+from alm_lhotse.reader import iter_jsonl_dicts
 
 PART = "all"
 LHOTSE_SUBDIR = "lhotse"
@@ -124,15 +124,6 @@ def _fix_recordings_and_supervisions(paths: dict[str, Path]) -> tuple[RecordingS
     return fixed_recordings, fixed_supervisions, report
 
 
-def iter_cut_dicts(path: Pathlike) -> Iterator[dict[str, Any]]:
-    """Cut dicts of a (gzipped) JSONL cuts manifest, without building Lhotse objects."""
-
-    with open_manifest(Path(path)) as handle:
-        for line in handle:
-            if line.strip():
-                yield orjson.loads(line)
-
-
 def _window_fits(cut: dict[str, Any], recordings: RecordingSet) -> bool:
     rec_id = cut["recording"]["id"]
     if rec_id not in recordings:
@@ -144,13 +135,13 @@ def _fix_and_validate_cuts(path: Path, recordings: RecordingSet, progress: bool)
     """Validate every window cut with Lhotse; drop (and count) windows whose recording was
     removed by ``fix_manifests`` or that reach past its end. Rewrites only when something went."""
     dropped = 0
-    for data in tqdm(iter_cut_dicts(path), desc="Validating ALM windows", unit="cut", disable=not progress):
+    for data in tqdm(iter_jsonl_dicts(path), desc="Validating ALM windows", unit="cut", disable=not progress):
         if _window_fits(data, recordings):
             validate(CutSet.from_dicts([data]))
         else:
             dropped += 1
     if dropped:
-        kept = CutSet.from_dicts(d for d in iter_cut_dicts(path) if _window_fits(d, recordings))
+        kept = CutSet.from_dicts(d for d in iter_jsonl_dicts(path) if _window_fits(d, recordings))
         _replace(path, kept)
     return dropped
 

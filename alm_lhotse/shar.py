@@ -7,7 +7,7 @@ writes the same format (``cuts.NNNNNN.jsonl.gz`` + ``recording.NNNNNN.tar`` hold
 ``<cut id>.<format>`` and ``<cut id>.json``) with these guarantees:
 
 * audio is read with soundfile over exactly the window's samples
-  (``compute_num_samples(start)`` .. ``+ compute_num_samples(duration)``), optionally mixed
+  (``num_samples(start)`` .. ``+ num_samples(duration)``, counted as Lhotse counts), optionally mixed
   to mono (mean of channels) and resampled with Lhotse's resampler; a multi-channel window
   kept as is becomes a ``MultiCut`` over all channels;
 * the cut's start becomes 0 and its recording the in-shard audio, while supervisions,
@@ -35,21 +35,23 @@ from dataclasses import asdict, dataclass
 from itertools import islice
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 import orjson
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from lhotse import CutSet
-from lhotse.utils import Pathlike, compute_num_samples
-
 from alm_lhotse.audio import to_mono
-from alm_lhotse.recipe import iter_cut_dicts
+from alm_lhotse.discovery import PathLike as Pathlike
+from alm_lhotse.job import ON_ERROR_CHOICES
+from alm_lhotse.manifests import num_samples
+from alm_lhotse.reader import iter_jsonl_dicts
+
+if TYPE_CHECKING:
+    from lhotse import CutSet
 
 AUDIO_FORMATS = ("flac", "wav")
-ON_ERROR_CHOICES = ("fail", "skip")
 STATE_SUFFIX = ".export"
 SHARD_NAME = "{field}.{index:06d}{ext}"
 # Rounding of start and duration to samples may ask for one frame past the end of the file.
@@ -113,8 +115,8 @@ def read_window(cut: dict[str, Any], options: SharOptions) -> tuple[np.ndarray, 
     try:
         with sf.SoundFile(path) as audio:
             rate, total, subtype = audio.samplerate, audio.frames, audio.subtype
-            first = compute_num_samples(cut["start"], rate)
-            count = compute_num_samples(cut["duration"], rate)
+            first = num_samples(cut["start"], rate)
+            count = num_samples(cut["duration"], rate)
             audio.seek(min(first, total))
             samples = audio.read(count, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
@@ -140,7 +142,7 @@ def _resample(data: np.ndarray, source: int, target: int, duration: float) -> np
     from lhotse.augmentation import Resample
 
     out = np.asarray(Resample(source, target)(data), dtype=np.float32)
-    want = compute_num_samples(duration, target)
+    want = num_samples(duration, target)
     if out.shape[1] >= want:
         return out[:, :want]
     return np.pad(out, ((0, 0), (0, want - out.shape[1])), mode="edge")
@@ -160,7 +162,7 @@ def shar_cut(cut: dict[str, Any], channels: int, rate: int) -> dict[str, Any]:
         "id": cut["recording"]["id"],
         "sources": [{"type": "shar", "channels": channel_ids, "source": ""}],
         "sampling_rate": rate,
-        "num_samples": compute_num_samples(cut["duration"], rate),
+        "num_samples": num_samples(cut["duration"], rate),
         "duration": cut["duration"],
         "channel_ids": channel_ids,
     }
@@ -255,9 +257,9 @@ def write_shard(job: ShardJob) -> dict[str, Any]:
     return result
 
 
-def _iter_cut_dicts(cuts: Union[Pathlike, CutSet, Iterable[Any]]) -> Iterator[dict[str, Any]]:
+def _iter_jsonl_dicts(cuts: Union[Pathlike, "CutSet", Iterable[Any]]) -> Iterator[dict[str, Any]]:
     if isinstance(cuts, (str, os.PathLike)):
-        yield from iter_cut_dicts(cuts)
+        yield from iter_jsonl_dicts(cuts)
     else:
         for cut in cuts:
             yield cut if isinstance(cut, dict) else cut.to_dict()
@@ -285,7 +287,7 @@ def _check_resumable(out: Path, state: Path, params: dict[str, Any]) -> None:
 
 
 def export_shar(
-    cuts: Union[Pathlike, CutSet, Iterable[Any]],
+    cuts: Union[Pathlike, "CutSet", Iterable[Any]],
     output_dir: Pathlike,
     shard_size: int = 1000,
     audio_format: str = "flac",
@@ -315,7 +317,7 @@ def export_shar(
 
     results: list[dict[str, Any]] = []
     resumed = 0
-    source = _iter_cut_dicts(cuts)
+    source = _iter_jsonl_dicts(cuts)
     bar = tqdm(desc="Exporting ALM windows to Shar", unit="cut", disable=not progress)
 
     def jobs() -> Iterator[ShardJob]:
