@@ -222,8 +222,10 @@ def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, result: Any
     rec_id = recording_id(entry["audio_filepath"], origin)
     rec = recording_dict(entry, rec_id)
     out.recordings.write(orjson.dumps(rec) + b"\n")
-    out.supervisions.write(_jsonl(supervision_dicts({**entry, "segments": segments}, rec_id)))
-    cuts = [window_cut_dict(w, segments, rec, entry["audio_filepath"]) for w in result.kept_windows]
+    sups = supervision_dicts({**entry, "segments": segments}, rec_id)
+    out.supervisions.write(_jsonl(sups))
+    by_index = {sup["custom"]["segment_index"]: sup for sup in sups}
+    cuts = [window_cut_dict(w, segments, rec, entry["audio_filepath"], by_index) for w in result.kept_windows]
     if cuts:
         out.cuts.write(_jsonl(cuts))
 

@@ -125,18 +125,34 @@ def window_id(rec_id: str, window: Window) -> str:
 
 
 def window_cut_dict(
-    window: Window, segments: list[dict[str, Any]], rec: dict[str, Any], audio_filepath: str
+    window: Window,
+    segments: list[dict[str, Any]],
+    rec: dict[str, Any],
+    audio_filepath: str,
+    recording_supervisions: Optional[dict[int, dict[str, Any]]] = None,
 ) -> dict[str, Any]:
-    """A ``MonoCut`` spanning one window; zero-length (fully truncated) segments are left out."""
+    """A ``MonoCut`` spanning one window; zero-length (fully truncated) segments are left out.
+
+    ``recording_supervisions`` (by segment index, as ``supervision_dicts`` made them) are
+    reused, with the start moved into the window, for segments without words: their
+    dicts differ in nothing else.
+    """
     rec_id = rec["id"]
-    stored = [(i, segments[i]) for i in range(window.first, window.stop)]
-    if window.part is not None:
-        stored.append((window.stop, window.part))
-    sups = [
-        supervision_dict(seg, supervision_id(rec_id, i), rec_id, shift=window.start, extra={"segment_index": i})
-        for i, seg in stored
-        if seg["end"] > seg["start"]
-    ]
+    shift = window.start
+    known = recording_supervisions or {}
+    sups = []
+    for i in range(window.first, window.stop):
+        seg = segments[i]
+        if not seg["end"] > seg["start"]:
+            continue
+        base = known.get(i)
+        if base is not None and "alignment" not in base:
+            sups.append({**base, "start": seg["start"] - shift})
+        else:
+            sups.append(supervision_dict(seg, supervision_id(rec_id, i), rec_id, shift=shift, extra={"segment_index": i}))
+    part = window.part
+    if part is not None and part["end"] > part["start"]:
+        sups.append(supervision_dict(part, supervision_id(rec_id, window.stop), rec_id, shift=shift, extra={"segment_index": window.stop}))
     return {
         "id": window_id(rec_id, window),
         "start": window.start,
