@@ -82,16 +82,13 @@ class Counts:
 
 
 def _odd_data(segments: list[dict[str, Any]]) -> tuple[bool, bool]:
-    """(unsorted, overlapping): odd but valid shapes the reference processes as they are."""
-    unsorted = overlapping = False
-    prev_start = prev_end = None
-    for s in segments:
-        if prev_start is not None:
-            if s["start"] < prev_start:
-                unsorted = True
-            elif s["start"] < prev_end:
-                overlapping = True
-        prev_start, prev_end = s["start"], s["end"]
+    """(unsorted, overlapping) of the input segments, whatever ``sort_segments`` does:
+    odd but valid shapes the reference processes as they are. Overlap is judged in start
+    order, where any overlapping pair implies an overlapping neighbour pair."""
+    starts = [s["start"] for s in segments]
+    unsorted = any(a > b for a, b in zip(starts, starts[1:]))
+    ordered = sorted(segments, key=lambda s: s["start"]) if unsorted else segments
+    overlapping = any(b["start"] < a["end"] for a, b in zip(ordered, ordered[1:]))
     return unsorted, overlapping
 
 
@@ -178,7 +175,7 @@ def process_slices(
             counts.truncation_events += built.truncation_events
             counts.filtered_durs.append(result.filtered_dur)
             counts.low_sample_rate_entries += built.low_sample_rate
-            unsorted, overlapping = _odd_data(built.segments)
+            unsorted, overlapping = _odd_data(entry["segments"])
             counts.unsorted_entries += unsorted
             counts.overlapping_segment_entries += overlapping
             counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
