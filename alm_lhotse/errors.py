@@ -35,3 +35,8 @@ class InvalidEntry(ValueError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.field, self.reason))
+
+
+class OutputError(OSError):
+    """Writing the outputs failed (full disk, read-only or missing directory); every
+    output of the run was removed, and earlier complete outputs were left as they were."""

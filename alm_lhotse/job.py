@@ -10,13 +10,15 @@ resumed run produces byte-identical results.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import io
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Optional, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import orjson
 
@@ -27,7 +29,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 
 from alm_lhotse.compat import render_pieces
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.errors import InvalidEntry, ManifestError
+from alm_lhotse.errors import InvalidEntry, ManifestError, OutputError
 from alm_lhotse.manifests import recording_dict, recording_id, supervision_dicts, window_cut_dict
 from alm_lhotse.partitions import FileSlice, iter_slice_lines
 from alm_lhotse.process import process_entry
@@ -43,6 +45,7 @@ SUMMARY_PART = "summary.json"
 GZIP_LEVEL = _zlib.Z_DEFAULT_COMPRESSION  # isal accepts 0-3 only, zlib 0-9
 # run_job renders chunks of about this much input in memory before writing them.
 CHUNK_BYTES = 1 << 20
+COMMIT_LOCK = ".alm.lock"
 
 
 class GzipWriter:
@@ -398,6 +401,18 @@ class _KeptBytesIO(io.BytesIO):
         super().close()
 
 
+@contextlib.contextmanager
+def _commit_lock(output_dir: Path) -> Iterator[None]:
+    """Exclusive lock while renaming temporaries into place, so two runs into one
+    directory leave one run's complete outputs, never a mix (the pipeline's lock file)."""
+    fd = os.open(output_dir / COMMIT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def run_job(
     paths: Any,
     output_dir: Path,
@@ -424,20 +439,25 @@ def run_job(
     args = [(i, c, wcfg, ocfg, on_error, lhotse, prepare) for i, c in enumerate(chunks)]
     processes = min(jobs, len(args))
     started = time.perf_counter()
-    _FILES = OrderedFiles(output_dir, names, processes)
-    committed = False
     try:
-        if processes > 1:
-            import multiprocessing
+        _FILES = OrderedFiles(output_dir, names, processes)
+        committed = False
+        try:
+            if processes > 1:
+                import multiprocessing
 
-            with multiprocessing.get_context("fork").Pool(processes) as pool:
-                counts = list(pool.imap(_render_chunk, args))
-        else:
-            counts = [_render_chunk(a) for a in args]
-        committed = True
-    finally:
-        _FILES.close(commit=committed)
-        _FILES = None
+                with multiprocessing.get_context("fork").Pool(processes) as pool:
+                    counts = list(pool.imap(_render_chunk, args))
+            else:
+                counts = [_render_chunk(a) for a in args]
+            committed = True
+        finally:
+            with _commit_lock(output_dir) if committed else contextlib.nullcontext():
+                _FILES.close(commit=committed)
+            _FILES = None
+    except OSError as exc:  # inputs were checked up front and read errors are ManifestErrors
+        reason = exc.strerror or str(exc)
+        raise OutputError(exc.errno, f"cannot write the outputs into {output_dir}: {reason}; no output was kept") from exc
     summary = merge_counts(counts)
     summary["wall_s"] = time.perf_counter() - started
     return summary

@@ -115,17 +115,20 @@ def iter_slice_lines(sl: FileSlice) -> Iterator[ManifestLine]:
     if sl.start == 0 and sl.stop is None:
         yield from iter_file_lines(Path(sl.path))
         return
-    with open(sl.path, "rb") as f:
-        f.seek(sl.start)
-        number = sl.first_line
-        pos = sl.start
-        for line in f:
-            if sl.stop is not None and pos >= sl.stop:
-                break
-            pos += len(line)
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-            raw = line.strip()
-            if raw:
-                yield ManifestLine(sl.path, number, raw)
-            number += 1
+    number = sl.first_line
+    try:
+        with open(sl.path, "rb") as f:
+            f.seek(sl.start)
+            pos = sl.start
+            for line in f:
+                if sl.stop is not None and pos >= sl.stop:
+                    break
+                pos += len(line)
+                if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                raw = line.strip()
+                if raw:
+                    yield ManifestLine(sl.path, number, raw)
+                number += 1
+    except OSError as exc:
+        raise ManifestError(sl.path, number, None, f"cannot read manifest: {exc.strerror or exc}") from exc

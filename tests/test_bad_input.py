@@ -259,7 +259,7 @@ def test_fail_keeps_previous_complete_outputs(tmp_path: Path) -> None:
     with pytest.raises(ManifestError):
         run_job(write(tmp_path / "bad.jsonl", good + [b"nope"]), out, WCFG, OCFG)
     assert {name: (out / name).read_bytes() for name in FINAL_FILES} == before
-    assert output_files(out) == sorted(FINAL_FILES)
+    assert output_files(out) == sorted([*FINAL_FILES, ".alm.lock"])
 
 
 def test_invalid_utf8_reject_keeps_the_exact_bytes(tmp_path: Path) -> None:
