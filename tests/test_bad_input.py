@@ -22,20 +22,18 @@ import pytest
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.job import run_job
+from alm_lhotse.job import FINAL_NAMES, run_job
 from alm_lhotse.reader import read_entries
 from alm_lhotse.sample import sample_entries
+from tests.test_faults import in_child
 
 WCFG = WindowConfig()
 OCFG = OverlapConfig()
 COMPAT = "alm_output.jsonl"
 REJECTS = "rejects.jsonl"
-LHOTSE_FILES = (
-    "lhotse/alm_recordings_all.jsonl.gz",
-    "lhotse/alm_supervisions_all.jsonl.gz",
-    "lhotse/alm_cuts_windows_all.jsonl.gz",
-)
-FINAL_FILES = (COMPAT, REJECTS, *LHOTSE_FILES)
+FINAL_FILES = tuple(FINAL_NAMES.values())
+LHOTSE_FILES = tuple(name for name in FINAL_FILES if name.startswith("lhotse/"))
+NOBODY = 65534
 # Recording ids hash the file and line an entry came from; everything else must match.
 _ID_HASH = re.compile(rb"-[0-9a-f]{12}")
 
@@ -429,36 +427,23 @@ def test_truncated_gzip_names_file_and_line(tmp_path: Path) -> None:
 
 
 def _errors_as_nobody(path: Path, out: Path) -> list[str]:
-    """Messages of read_entries and run_job (both modes) in a forked child that runs as
+    """Messages of read_entries and run_job (both modes) in forked children running as
     ``nobody``: root reads any file, so only an unprivileged process sees the denial."""
-    nobody = 65534
-    read_fd, write_fd = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_fd)
-        messages = []
-        try:
+
+    def as_nobody(call: Any) -> str:
+        def run() -> None:
             os.setgroups([])
-            os.setgid(nobody)
-            os.setuid(nobody)
-            for call in (
-                lambda: list(read_entries(path)),
-                lambda: run_job(path, out, WCFG, OCFG, on_error="fail"),
-                lambda: run_job(path, out, WCFG, OCFG, on_error="skip"),
-            ):
-                try:
-                    call()
-                    messages.append("no error")
-                except ManifestError as exc:
-                    messages.append(str(exc))
-        finally:
-            os.write(write_fd, json.dumps(messages).encode())
-            os._exit(0)
-    os.close(write_fd)
-    with os.fdopen(read_fd, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    return json.loads(data)
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            call()
+
+        return in_child(run)["message"]
+
+    return [
+        as_nobody(lambda: list(read_entries(path))),
+        as_nobody(lambda: run_job(path, out, WCFG, OCFG, on_error="fail")),
+        as_nobody(lambda: run_job(path, out, WCFG, OCFG, on_error="skip")),
+    ]
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

@@ -26,18 +26,12 @@ import pytest
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import OutputError
-from alm_lhotse.job import run_job
+from alm_lhotse.job import FINAL_NAMES, run_job
 from alm_lhotse.sample import sample_entries
 
 WCFG = WindowConfig()
 OCFG = OverlapConfig()
-FINAL_FILES = (
-    "alm_output.jsonl",
-    "rejects.jsonl",
-    "lhotse/alm_recordings_all.jsonl.gz",
-    "lhotse/alm_supervisions_all.jsonl.gz",
-    "lhotse/alm_cuts_windows_all.jsonl.gz",
-)
+FINAL_FILES = tuple(FINAL_NAMES.values())
 SMALL = 64 * 1024
 
 
@@ -103,8 +97,9 @@ def test_full_disk_keeps_earlier_outputs(manifest: Path, mount_tmpfs: Callable[[
     assert {name: (disk / name).read_bytes() for name in FINAL_FILES} == before
 
 
-def _in_child(call: Callable[[], Any]) -> str:
-    """Run ``call`` in a forked child; return 'ok' or the error's class and message."""
+def in_child(call: Callable[[], Any]) -> dict[str, Any]:
+    """Run ``call`` in a forked child (to change its limits or user); return the error it
+    raised as ``error`` (class name, None if none), ``message`` and ``errno``."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -132,7 +127,7 @@ def test_file_size_limit_works_like_a_full_disk(manifest: Path, tmp_path: Path) 
         resource.setrlimit(resource.RLIMIT_FSIZE, (SMALL, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
         run_job(manifest, out, WCFG, OCFG)
 
-    result = _in_child(limited)
+    result = in_child(limited)
     assert result["error"] == "OutputError", result
     assert result["errno"] == errno.EFBIG
     assert f"cannot write the outputs into {out}" in result["message"]
