@@ -473,4 +473,4 @@ def test_read_error_mid_file_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     write(tmp_path / "in" / "a.jsonl", good_lines())
     os.symlink(mem, tmp_path / "in" / "b.jsonl")
-    _input_set_error(tmp_path / "in", tmp_path / "out", r"b.jsonl(:1)?: cannot (open|read) manifest: .*Input/output error")
+    _input_set_error(tmp_path / "in", tmp_path / "out", r"b.jsonl(:1)?: cannot (open|read) manifest: ")
