@@ -474,13 +474,19 @@ def _remove_stale_temps(out: Path) -> None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether a process still runs; a zombie (killed, not yet reaped, which happens when
+    an init process does not reap orphans) counts as dead."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
 def _remove_dead_temps(parts: Path) -> None:
