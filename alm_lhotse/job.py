@@ -284,10 +284,6 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 FINAL_NAMES = {
     COMPAT_PART: "alm_output.jsonl",
     REJECTS_PART: "rejects.jsonl",
