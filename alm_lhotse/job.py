@@ -130,8 +130,12 @@ class Sinks:
                 w.close()
 
 
+def _line(item: dict[str, Any]) -> bytes:
+    return orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE)
+
+
 def _jsonl(items: Iterable[dict[str, Any]]) -> bytes:
-    return b"".join(orjson.dumps(i) + b"\n" for i in items)
+    return b"".join(map(_line, items))
 
 
 def process_slices(
@@ -221,7 +225,7 @@ def run_partition(
 def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, result: Any, origin: str) -> None:
     rec_id = recording_id(entry["audio_filepath"], origin)
     rec = recording_dict(entry, rec_id)
-    out.recordings.write(orjson.dumps(rec) + b"\n")
+    out.recordings.write(_line(rec))
     sups = supervision_dicts({**entry, "segments": segments}, rec_id)
     out.supervisions.write(_jsonl(sups))
     by_index = {sup["custom"]["segment_index"]: sup for sup in sups}

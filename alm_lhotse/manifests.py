@@ -68,18 +68,15 @@ def _words(words: list[dict[str, Any]], shift: Any) -> tuple[list[list[Any]], Op
     return items, ([w["end"] for w in words] if lossy else None)
 
 
-def supervision_dict(
-    seg: dict[str, Any], sup_id: str, rec_id: str, shift: Any = 0, extra: Optional[dict[str, Any]] = None
-) -> dict[str, Any]:
-    """One supervision for a segment; ``shift`` moves it (and its words) into a cut's frame."""
+def supervision_dict(seg: dict[str, Any], rec_id: str, index: int, shift: Any = 0) -> dict[str, Any]:
+    """The supervision of segment ``index``; ``shift`` moves it (and its words) into a cut's frame."""
     start, end = seg["start"], seg["end"]
     custom = {k: v for k, v in seg.items() if k not in SEGMENT_CORE_FIELDS}
     custom["source_start"] = start
     custom["source_end"] = end
-    if extra:
-        custom.update(extra)
+    custom["segment_index"] = index
     sup: dict[str, Any] = {
-        "id": sup_id,
+        "id": f"{rec_id}-{index:05d}",
         "recording_id": rec_id,
         "start": start - shift,
         "duration": end - start,
@@ -107,14 +104,10 @@ def supervision_dict(
     return sup
 
 
-def supervision_id(rec_id: str, index: int) -> str:
-    return f"{rec_id}-{index:05d}"
-
-
 def supervision_dicts(entry: dict[str, Any], rec_id: str) -> list[dict[str, Any]]:
     """Supervisions of every segment with a positive duration, in manifest order."""
     return [
-        supervision_dict(seg, supervision_id(rec_id, i), rec_id, extra={"segment_index": i})
+        supervision_dict(seg, rec_id, i)
         for i, seg in enumerate(entry["segments"])
         if seg["end"] > seg["start"]
     ]
@@ -149,10 +142,10 @@ def window_cut_dict(
         if base is not None and "alignment" not in base:
             sups.append({**base, "start": seg["start"] - shift})
         else:
-            sups.append(supervision_dict(seg, supervision_id(rec_id, i), rec_id, shift=shift, extra={"segment_index": i}))
+            sups.append(supervision_dict(seg, rec_id, i, shift))
     part = window.part
     if part is not None and part["end"] > part["start"]:
-        sups.append(supervision_dict(part, supervision_id(rec_id, window.stop), rec_id, shift=shift, extra={"segment_index": window.stop}))
+        sups.append(supervision_dict(part, rec_id, window.stop, shift))
     return {
         "id": window_id(rec_id, window),
         "start": window.start,
