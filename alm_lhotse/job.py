@@ -111,23 +111,32 @@ def reject_record(line: ManifestLine, error: InvalidEntry) -> dict[str, Any]:
 
 
 STREAMS = (COMPAT_PART, REJECTS_PART, RECORDINGS_PART, SUPERVISIONS_PART, CUTS_PART)
+# The pipeline splits a partition in two checkpointed halves: conversion (depends on the
+# input, ``on_error`` and ``sort_segments`` only, so it is reused when window parameters
+# change) and windows (everything else).
+CONVERT_STREAMS = (REJECTS_PART, RECORDINGS_PART, SUPERVISIONS_PART)
+WINDOW_STREAMS = (COMPAT_PART, CUTS_PART)
 
 
 class Sinks:
     """Where one run of the loop writes: a binary target per stream (gzip streams are
-    compressed here); the Lhotse streams are absent when ``lhotse`` is off."""
+    compressed here); a stream absent from ``targets`` is not written."""
 
-    def __init__(self, targets: dict[str, IO[bytes]], lhotse: bool) -> None:
-        self.compat = targets[COMPAT_PART]
-        self.rejects = targets[REJECTS_PART]
-        self.recordings = GzipWriter(targets[RECORDINGS_PART]) if lhotse else None
-        self.supervisions = GzipWriter(targets[SUPERVISIONS_PART]) if lhotse else None
-        self.cuts = GzipWriter(targets[CUTS_PART]) if lhotse else None
+    def __init__(self, targets: dict[str, IO[bytes]]) -> None:
+        self.compat = targets.get(COMPAT_PART)
+        self.rejects = targets.get(REJECTS_PART)
+        self.recordings = _gzip(targets.get(RECORDINGS_PART))
+        self.supervisions = _gzip(targets.get(SUPERVISIONS_PART))
+        self.cuts = _gzip(targets.get(CUTS_PART))
 
     def close(self) -> None:
         for w in (self.compat, self.rejects, self.recordings, self.supervisions, self.cuts):
             if w is not None:
                 w.close()
+
+
+def _gzip(target: Optional[IO[bytes]]) -> Optional[GzipWriter]:
+    return None if target is None else GzipWriter(target)
 
 
 def _line(item: dict[str, Any]) -> bytes:
@@ -168,13 +177,15 @@ def process_slices(
                 if on_error == "fail":
                     raise ManifestError(line.source, line.line, exc.field, exc.reason) from None
                 counts.rejected += 1
-                out.rejects.write(orjson.dumps(reject_record(line, exc)) + b"\n")
+                if out.rejects is not None:
+                    out.rejects.write(orjson.dumps(reject_record(line, exc)) + b"\n")
                 continue
             t1 = clock()
             result = process_entry(entry, wcfg, ocfg, validate=False)
             t2 = clock()
-            out.compat.writelines(render_pieces(result, wcfg))
-            out.compat.write(b"\n")
+            if out.compat is not None:
+                out.compat.writelines(render_pieces(result, wcfg))
+                out.compat.write(b"\n")
             built = result.built
             counts.entries += 1
             counts.windows += len(built.windows)
@@ -207,13 +218,15 @@ def run_partition(
     lhotse: bool = True,
     progress: Optional[Callable[[int], Any]] = None,
     prepare: Optional[EntryHook] = None,
+    streams: Optional[Sequence[str]] = None,
 ) -> Counts:
     """Process ``slices`` into part files in ``directory`` (plus its ``summary.json``),
-    for ``merge_parts``; the pipeline's checkpointed unit of work."""
+    for ``merge_parts``; the pipeline's checkpointed unit of work. ``streams`` picks the
+    part files to write (default: all, without the Lhotse ones when ``lhotse`` is off)."""
     directory.mkdir(parents=True, exist_ok=True)
-    names = STREAMS if lhotse else STREAMS[:2]
+    names = streams or (STREAMS if lhotse else STREAMS[:2])
     targets = {name: open(directory / name, "wb", buffering=1 << 20) for name in names}
-    out = Sinks(targets, lhotse)
+    out = Sinks(targets)
     try:
         counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, progress, prepare)
     finally:
@@ -225,9 +238,13 @@ def run_partition(
 def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, result: Any, origin: str) -> None:
     rec_id = recording_id(entry["audio_filepath"], origin)
     rec = recording_dict(entry, rec_id)
-    out.recordings.write(_line(rec))
+    if out.recordings is not None:
+        out.recordings.write(_line(rec))
     sups = supervision_dicts({**entry, "segments": segments}, rec_id)
-    out.supervisions.write(_jsonl(sups))
+    if out.supervisions is not None:
+        out.supervisions.write(_jsonl(sups))
+    if out.cuts is None:
+        return
     by_index = {sup["custom"]["segment_index"]: sup for sup in sups}
     cuts = [window_cut_dict(w, segments, rec, entry["audio_filepath"], by_index) for w in result.kept_windows]
     if cuts:
@@ -297,16 +314,22 @@ FINAL_NAMES = {
 }
 
 
-def merge_parts(part_dirs: Sequence[Path], output_dir: Path, lhotse: bool = True) -> dict[str, Any]:
+def merge_parts(
+    part_dirs: Sequence[Path], output_dir: Path, lhotse: bool = True, convert_dirs: Optional[Sequence[Path]] = None
+) -> dict[str, Any]:
     """Concatenate part files into the final outputs, each written to a temp name and
-    renamed, so a killed merge never leaves a final file that looks complete."""
+    renamed, so a killed merge never leaves a final file that looks complete.
+
+    With ``convert_dirs`` the ``CONVERT_STREAMS`` come from there (the pipeline's
+    conversion parts, one per partition), everything else and the counts from ``part_dirs``."""
     names = [COMPAT_PART, REJECTS_PART] + ([RECORDINGS_PART, SUPERVISIONS_PART, CUTS_PART] if lhotse else [])
     for name in names:
         final = output_dir / FINAL_NAMES[name]
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+        sources = convert_dirs if convert_dirs is not None and name in CONVERT_STREAMS else part_dirs
         with open(tmp, "wb") as target:
-            concatenate([d / name for d in part_dirs], target)
+            concatenate([d / name for d in sources], target)
         os.replace(tmp, final)
     return merge_counts(load_counts(d) for d in part_dirs)
 
@@ -383,7 +406,7 @@ def _render_chunk(args: tuple) -> Counts:
     index, slices, wcfg, ocfg, on_error, lhotse, prepare = args
     names = STREAMS if lhotse else STREAMS[:2]
     buffers = {name: _KeptBytesIO() for name in names}
-    out = Sinks(buffers, lhotse)
+    out = Sinks(buffers)
     counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, None, prepare)
     out.close()
     assert _FILES is not None

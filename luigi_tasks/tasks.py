@@ -1,5 +1,6 @@
-"""The task chain: discovery -> partitions (read, convert, windows, overlap, part export)
--> merge into the final outputs.
+"""The task chain: discovery -> per partition, conversion (read, validate, Lhotse
+recordings and supervisions) -> windows (windows, overlap filter, part export) -> merge
+into the final outputs.
 
 Layout of an output directory DIR::
 
@@ -7,10 +8,14 @@ Layout of an output directory DIR::
     DIR/.alm_state.json      which job (inputs + parameters) the final outputs belong to
     DIR/.alm.lock            fcntl lock held while final outputs are written
     DIR/.work/discovery/     partition plans, keyed by input listing
-    DIR/.work/parts/         one directory per partition, keyed by its slices + parameters
+    DIR/.work/convert/       one directory per partition's conversion, keyed by its slices,
+                             file stats, on_error and sort_segments; kept after the merge
+    DIR/.work/parts/         one directory per partition's windows, keyed by its slices +
+                             every parameter; removed after the merge
 
 Every path under ``.work`` carries a hash of what determines its content, so a changed
-input or parameter never reuses stale work, while unchanged work (the plan) is reused.
+input or parameter never reuses stale work, while unchanged work (the plan, and the
+conversion when only window or overlap parameters change) is reused.
 """
 
 from __future__ import annotations
@@ -33,7 +38,15 @@ import orjson
 from alm_lhotse.config import OverlapConfig, WindowConfig, params_digest
 from alm_lhotse.discovery import discover_manifests, listing_fingerprint
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.job import FINAL_NAMES, ON_ERROR_CHOICES, merge_parts, remove_tree, run_partition
+from alm_lhotse.job import (
+    CONVERT_STREAMS,
+    FINAL_NAMES,
+    ON_ERROR_CHOICES,
+    WINDOW_STREAMS,
+    merge_parts,
+    remove_tree,
+    run_partition,
+)
 from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, FileSlice, plan_partitions
 from alm_lhotse.sample import materialize_sample
 from luigi_tasks.locking import dir_lock
@@ -49,7 +62,8 @@ SUMMARY = "summary.json"
 SAMPLE_DIR = "sample_data"
 PART_WALL = "task.json"
 # Auto partition size: about this many partitions for mid-sized inputs, so two or more
-# workers stay busy on one large file, within these bounds (never more than 400 tasks).
+# workers stay busy on one large file, within these bounds (the plan makes at most
+# MAX_PARTITIONS partitions, two tasks each).
 AUTO_PARTITIONS = 16
 AUTO_MIN_BYTES = 1 << 20
 _REPORT_EVERY_S = 1.0
@@ -184,25 +198,80 @@ class AlmDiscover(luigi.Task):
         return self._plan
 
 
-class AlmPart(AlmParameters, luigi.Task):
-    """One partition: read, validate, convert to Lhotse dicts, build windows, filter
-    overlaps and write the part files; the directory appears by one atomic rename."""
+class _PartitionTask(luigi.Task):
+    """What both halves of a partition share: where its slices come from, and running
+    ``run_partition`` into a temp directory that appears by one atomic rename."""
 
     manifest_path = luigi.Parameter()
     work_dir = luigi.Parameter()
     listing_key = luigi.Parameter()
     partition_bytes = luigi.IntParameter()
     index = luigi.IntParameter(description="Partition number in the plan.")
-    part_key = luigi.Parameter(description="Hash of this partition's slices, file stats and parameters.")
     count = luigi.IntParameter(significant=False, default=0, description="Number of partitions (for progress).")
 
+    STAGE = "partition"
+    on_error: str  # a parameter of each subclass
+
+    def discovery(self) -> AlmDiscover:
+        return self.clone(AlmDiscover)
+
+    def slices(self) -> list[FileSlice]:
+        plan = self.discovery().plan()
+        return [FileSlice(**sl) for sl in plan["partitions"][self.index]]
+
+    def _run_into(self, final: Path, wcfg: WindowConfig, ocfg: OverlapConfig, streams: tuple[str, ...]) -> None:
+        tmp = final.with_name(f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+        remove_tree(tmp)
+        started = time.perf_counter()
+        slices = self.slices()
+        progress = Progress(self, _estimate_entries(slices))
+        try:
+            run_partition(slices, wcfg, ocfg, tmp, on_error=self.on_error, progress=progress, streams=streams)
+            (tmp / PART_WALL).write_bytes(orjson.dumps({"wall_s": time.perf_counter() - started}))
+            progress.close()
+            _publish_dir(tmp, final)
+        except BaseException:
+            progress.close()
+            remove_tree(tmp)
+            raise
+
+
+class AlmConvert(_PartitionTask):
+    """One partition's conversion: read, validate, and write its Lhotse recordings and
+    supervisions and its rejected lines. Keyed by the input and the two parameters that
+    change these files, so other window or overlap parameters reuse it; kept after the merge."""
+
+    convert_key = luigi.Parameter(description="Hash of this partition's slices, file stats, on_error and sort_segments.")
+    on_error = luigi.ChoiceParameter(choices=ON_ERROR_CHOICES)
+    sort_segments = luigi.BoolParameter(description="Supervisions follow the (sorted) segment order.")
+
+    STAGE = "conversion"
+
     def requires(self) -> AlmDiscover:
-        return AlmDiscover(
-            manifest_path=self.manifest_path,
-            work_dir=self.work_dir,
-            listing_key=self.listing_key,
-            partition_bytes=self.partition_bytes,
-        )
+        return self.discovery()
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(convert_dir(Path(self.work_dir), self.convert_key)))
+
+    def complete(self) -> bool:
+        return (Path(self.output().path) / PART_WALL).exists()
+
+    def run(self) -> None:
+        # The shared loop builds windows too; none are written, so default values serve.
+        wcfg = WindowConfig(sort_segments=self.sort_segments)
+        self._run_into(Path(self.output().path), wcfg, OverlapConfig(), CONVERT_STREAMS)
+
+
+class AlmPart(AlmParameters, _PartitionTask):
+    """One partition's windows: build windows, filter overlaps and write the compatible
+    JSONL and the window cuts (recording ids as in its ``AlmConvert``)."""
+
+    part_key = luigi.Parameter(description="Hash of this partition's slices, file stats and parameters.")
+    convert_key = luigi.Parameter(description="Key of the partition's AlmConvert.")
+
+    def requires(self) -> AlmConvert:
+        """The same partition's conversion: every parameter it has is passed from here."""
+        return self.clone(AlmConvert)
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(part_dir(Path(self.work_dir), self.part_key)))
@@ -214,32 +283,16 @@ class AlmPart(AlmParameters, luigi.Task):
             return True
         return self.part_key in merged_parts(Path(self.work_dir).parent)
 
-    def slices(self) -> list[FileSlice]:
-        plan = self.requires().plan()
-        return [FileSlice(**sl) for sl in plan["partitions"][self.index]]
-
     def run(self) -> None:
-        final = Path(self.output().path)
-        tmp = final.with_name(f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}")
-        remove_tree(tmp)
-        started = time.perf_counter()
-        slices = self.slices()
-        progress = Progress(self, _estimate_entries(slices))
-        try:
-            run_partition(
-                slices, self.window_config(), self.overlap_config(), tmp, on_error=self.on_error, progress=progress
-            )
-            (tmp / PART_WALL).write_bytes(orjson.dumps({"wall_s": time.perf_counter() - started}))
-            progress.close()
-            _publish_dir(tmp, final)
-        except BaseException:
-            progress.close()
-            remove_tree(tmp)
-            raise
+        self._run_into(Path(self.output().path), self.window_config(), self.overlap_config(), WINDOW_STREAMS)
 
 
 def part_dir(work_dir: Path, part_key: str) -> Path:
     return work_dir / "parts" / part_key
+
+
+def convert_dir(work_dir: Path, convert_key: str) -> Path:
+    return work_dir / "convert" / convert_key
 
 
 def read_marker(final_dir: Path) -> dict[str, Any]:
@@ -295,7 +348,7 @@ def _local_run() -> bool:
 class Progress:
     """Per-entry callback: a tqdm bar in local runs, throttled scheduler updates always."""
 
-    def __init__(self, task: AlmPart, total: Optional[int]) -> None:
+    def __init__(self, task: _PartitionTask, total: Optional[int]) -> None:
         self.task = task
         self.total = total
         self.done = 0
@@ -304,7 +357,7 @@ class Progress:
         if _local_run():
             from tqdm import tqdm
 
-            label = f"partition {task.index + 1}/{task.count}" if task.count else f"partition {task.index + 1}"
+            label = f"{task.STAGE} {task.index + 1}" + (f"/{task.count}" if task.count else "")
             self.bar = tqdm(total=total, desc=label, unit=" entries", leave=False, mininterval=0.5, file=sys.stderr)
 
     def __call__(self, n: int) -> None:
@@ -389,6 +442,7 @@ class AlmWindows(AlmParameters, luigi.Task):
         plan = discovery.plan()
         wcfg, ocfg = self.window_config(), self.overlap_config()
         base = [FORMAT_VERSION, wcfg.to_dict(), ocfg.to_dict(), self.on_error]
+        convert_base = [FORMAT_VERSION, "convert", self.on_error, self.sort_segments]
         parts = []
         for index, slices in enumerate(plan["partitions"]):
             stats = [plan["stats"][p] for p in sorted({sl["path"] for sl in slices})]
@@ -400,6 +454,7 @@ class AlmWindows(AlmParameters, luigi.Task):
                     partition_bytes=discovery.partition_bytes,
                     index=index,
                     part_key=_hash(base + [slices, stats]),
+                    convert_key=_hash(convert_base + [slices, stats]),
                     count=len(plan["partitions"]),
                     **self.processing_params(),
                 )
@@ -437,15 +492,16 @@ class AlmWindows(AlmParameters, luigi.Task):
         discovery = self.discovery()
         plan = discovery.plan()
         dirs = [Path(p.output().path) for p in self._parts]
-        missing = [d for d in dirs if not (d / PART_WALL).exists()]
+        converted = [Path(p.requires().output().path) for p in self._parts]
+        missing = [d for d in dirs + converted if not (d / PART_WALL).exists()]
         if missing:
             raise PipelineError(f"partition outputs vanished (a concurrent run into {out}?): {missing[0]}; run again")
         (out / MARKER).unlink(missing_ok=True)
         _remove_stale_temps(out)
         started = time.perf_counter()
         try:
-            totals = merge_parts(dirs, out, lhotse=True)
-            walls = [orjson.loads((d / PART_WALL).read_bytes())["wall_s"] for d in dirs]
+            totals = merge_parts(dirs, out, lhotse=True, convert_dirs=converted)
+            walls = [orjson.loads((d / PART_WALL).read_bytes())["wall_s"] for d in dirs + converted]
             summary = build_summary(totals, plan, self.parameters_record(), walls, time.perf_counter() - started)
             _write_atomic(out / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
             marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [p.part_key for p in self._parts]}
@@ -455,7 +511,9 @@ class AlmWindows(AlmParameters, luigi.Task):
             raise PipelineError(f"writing the final outputs into {out} failed, none were kept: {exc}") from exc
         for d in dirs:
             remove_tree(d)
-        _remove_dead_temps(Path(discovery.work_dir) / "parts")
+        _remove_unused_conversions(converted)
+        for stage in ("parts", "convert"):
+            _remove_dead_temps(Path(discovery.work_dir) / stage)
         print(end_of_run_block(summary, out), flush=True)
 
 
@@ -471,6 +529,17 @@ def _remove_stale_temps(out: Path) -> None:
         if directory.is_dir():
             for tmp in directory.glob(".*.tmp-*"):
                 tmp.unlink(missing_ok=True)
+
+
+def _remove_unused_conversions(kept: list[Path]) -> None:
+    """Conversion parts of other inputs or parameters (stale ones are never reused, their
+    keys differ); only the current outputs' conversions stay, to be reused."""
+    if not kept:
+        return
+    keep = {d.name for d in kept}
+    for d in kept[0].parent.iterdir():
+        if not d.name.startswith(".") and d.name not in keep:
+            remove_tree(d)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -500,8 +569,8 @@ def _remove_dead_temps(parts: Path) -> None:
             remove_tree(tmp)
 
 
-@AlmPart.event_handler(luigi.Event.FAILURE)
-def _report_failure(task: AlmPart, exc: BaseException) -> None:
+@_PartitionTask.event_handler(luigi.Event.FAILURE)
+def _report_failure(task: _PartitionTask, exc: BaseException) -> None:
     """One plain line naming file, line, field and reason, besides luigi's traceback."""
     if isinstance(exc, ManifestError):
         print(f"ERROR: bad manifest line: {exc} (use --on-error skip to write such lines to rejects.jsonl)", file=sys.stderr)
@@ -520,4 +589,4 @@ def _report_broken(task: AlmWindows, exc: BaseException) -> None:
     print(f"ERROR: {exc}", file=sys.stderr)
 
 
-__all__ = ["AlmDiscover", "AlmPart", "AlmWindows", "PipelineError", "part_dir"]
+__all__ = ["AlmConvert", "AlmDiscover", "AlmPart", "AlmWindows", "PipelineError", "convert_dir", "part_dir"]

@@ -320,7 +320,7 @@ def test_failed_merge_leaves_no_final_outputs(tmp_path: Path, monkeypatch: pytes
 
     from luigi_tasks import tasks
 
-    def full_disk(part_dirs: Any, out: Path, lhotse: bool = True) -> None:
+    def full_disk(part_dirs: Any, out: Path, lhotse: bool = True, convert_dirs: Any = None) -> None:
         (out / "alm_output.jsonl").write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 

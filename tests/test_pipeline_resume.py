@@ -125,11 +125,12 @@ def test_two_workers_on_luigid_run_each_task_once(tmp_path: Path) -> None:
     ran = Counter(
         m.group(1)
         for _, err in logs
-        for m in re.finditer(r"\) running   ((?:AlmPart|AlmWindows|AlmDiscover)\(.*\))$", err, re.M)
+        for m in re.finditer(r"\) running   ((?:AlmConvert|AlmPart|AlmWindows|AlmDiscover)\(.*\))$", err, re.M)
     )
     assert ran, "no worker ran anything"
     assert max(ran.values()) == 1, [t for t, n in ran.items() if n > 1]
     assert sum(1 for t in ran if t.startswith("AlmPart(")) == summary(ref)["partitions"]
+    assert sum(1 for t in ran if t.startswith("AlmConvert(")) == summary(ref)["partitions"]
     assert final_bytes(tmp_path / "dist") == final_bytes(ref)
 
 
@@ -154,9 +155,11 @@ def test_a_run_waits_for_the_lock_holder(tmp_path: Path) -> None:
     out.mkdir()
     with open(out / ".alm.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
+        # Logs go to files: an unread pipe fills up and blocks the run before the lock.
+        logs = [open(tmp_path / name, "w") for name in ("stdout.log", "stderr.log")]
         proc = subprocess.Popen(
             luigi_cmd("--manifest-path", str(manifest), "--output-dir", str(out), *PARTITION_ARGS),
-            cwd=tmp_path, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path, env=clean_env(), stdout=logs[0], stderr=logs[1],
         )
         parts = out / ".work" / "parts"
         all_parts = lambda: parts.is_dir() and len(list(parts.glob("[!.]*"))) == count  # noqa: E731
@@ -164,7 +167,10 @@ def test_a_run_waits_for_the_lock_holder(tmp_path: Path) -> None:
         time.sleep(1.0)
         assert proc.poll() is None, "the run did not wait for the lock"
         assert not (out / "alm_output.jsonl").exists()
-    stdout, stderr = proc.communicate(timeout=TIMEOUT_S)
+    proc.wait(timeout=TIMEOUT_S)
+    stdout, stderr = ((tmp_path / name).read_text() for name in ("stdout.log", "stderr.log"))
+    for log in logs:
+        log.close()
     assert proc.returncode == 0, stderr
     assert "waiting for another run" in stderr
     assert "PIPELINE COMPLETE" in stdout
