@@ -34,6 +34,7 @@ from alm_lhotse.manifests import recording_dict, recording_id, supervision_dicts
 from alm_lhotse.partitions import FileSlice, iter_slice_lines
 from alm_lhotse.process import process_entry
 from alm_lhotse.reader import EntryHook, ManifestLine, parse_entry
+from alm_lhotse.windows import ordered_segments
 
 ON_ERROR_CHOICES = ("fail", "skip")
 COMPAT_PART = "alm_output.jsonl"
@@ -168,6 +169,8 @@ def process_slices(
     counts = Counts()
     t_parse = t_core = t_write = 0.0
     clock = time.perf_counter
+    # A conversion-only pass (no compatible JSONL, no cuts) never builds windows.
+    windows_wanted = out.compat is not None or out.cuts is not None
     for sl in slices:
         for line in iter_slice_lines(sl):
             t0 = clock()
@@ -181,24 +184,31 @@ def process_slices(
                     out.rejects.write(orjson.dumps(reject_record(line, exc)) + b"\n")
                 continue
             t1 = clock()
-            result = process_entry(entry, wcfg, ocfg, validate=False)
+            if windows_wanted:
+                result = process_entry(entry, wcfg, ocfg, validate=False)
+                built = result.built
+                segments = built.segments
+                kept = result.kept_windows
+            else:
+                segments = ordered_segments(entry, wcfg)
+                kept = []
             t2 = clock()
-            if out.compat is not None:
-                out.compat.writelines(render_pieces(result, wcfg))
-                out.compat.write(b"\n")
-            built = result.built
+            if windows_wanted:
+                if out.compat is not None:
+                    out.compat.writelines(render_pieces(result, wcfg))
+                    out.compat.write(b"\n")
+                counts.windows += len(built.windows)
+                counts.filtered_windows += len(kept)
+                counts.truncation_events += built.truncation_events
+                counts.filtered_durs.append(result.filtered_dur)
+                counts.low_sample_rate_entries += built.low_sample_rate
+                counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
             counts.entries += 1
-            counts.windows += len(built.windows)
-            counts.filtered_windows += sum(result.kept)
-            counts.truncation_events += built.truncation_events
-            counts.filtered_durs.append(result.filtered_dur)
-            counts.low_sample_rate_entries += built.low_sample_rate
             unsorted, overlapping = _odd_data(entry["segments"])
             counts.unsorted_entries += unsorted
             counts.overlapping_segment_entries += overlapping
-            counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
             if lhotse:
-                _write_lhotse(out, entry, built.segments, result, f"{sl.origin}:{line.line}")
+                _write_lhotse(out, entry, segments, kept, f"{sl.origin}:{line.line}")
             t3 = clock()
             t_parse += t1 - t0
             t_core += t2 - t1
@@ -235,20 +245,20 @@ def run_partition(
     return counts
 
 
-def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, result: Any, origin: str) -> None:
+def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, kept: list, origin: str) -> None:
+    """The entry's recording and supervisions, and its kept windows as cuts, into
+    whichever of those streams ``out`` has."""
     rec_id = recording_id(entry["audio_filepath"], origin)
     rec = recording_dict(entry, rec_id)
     if out.recordings is not None:
         out.recordings.write(_line(rec))
-    sups = supervision_dicts({**entry, "segments": segments}, rec_id)
+    by_index = None
     if out.supervisions is not None:
+        sups = supervision_dicts({**entry, "segments": segments}, rec_id)
         out.supervisions.write(_jsonl(sups))
-    if out.cuts is None:
-        return
-    by_index = {sup["custom"]["segment_index"]: sup for sup in sups}
-    cuts = [window_cut_dict(w, segments, rec, entry["audio_filepath"], by_index) for w in result.kept_windows]
-    if cuts:
-        out.cuts.write(_jsonl(cuts))
+        by_index = {sup["custom"]["segment_index"]: sup for sup in sups}
+    if out.cuts is not None and kept:
+        out.cuts.write(_jsonl(window_cut_dict(w, segments, rec, entry["audio_filepath"], by_index) for w in kept))
 
 
 def concatenate(parts: Iterable[Path], target: IO[bytes]) -> None:
