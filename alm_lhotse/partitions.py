@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.reader import _GZIP_MAGIC, ManifestLine, iter_file_lines
+from alm_lhotse.reader import _GZIP_MAGIC, ManifestLine, iter_file_lines, manifest_line
 
 DEFAULT_PARTITION_BYTES = 64 * 1024 * 1024
 # Two luigi tasks per partition: 200 keeps a run to about 400 tasks (scheduler cost is quadratic).
@@ -125,11 +125,9 @@ def iter_slice_lines(sl: FileSlice) -> Iterator[ManifestLine]:
                 if sl.stop is not None and pos >= sl.stop:
                     break
                 pos += len(line)
-                if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                    line = line[3:]
-                raw = line.strip()
-                if raw:
-                    yield ManifestLine(sl.path, number, raw)
+                item = manifest_line(sl.path, number, line)
+                if item is not None:
+                    yield item
                 number += 1
     except OSError as exc:
         raise ManifestError(sl.path, number, None, f"cannot read manifest: {exc.strerror or exc}") from exc

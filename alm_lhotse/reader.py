@@ -38,6 +38,15 @@ def open_manifest(path: Path) -> IO[bytes]:
     return handle
 
 
+def manifest_line(source: str, number: int, line: bytes) -> Optional[ManifestLine]:
+    """One line as read from a manifest: a leading BOM (line 1), CRLF and surrounding
+    white space removed; None for a blank line."""
+    if number == 1 and line.startswith(_BOM):
+        line = line[len(_BOM):]
+    raw = line.strip()
+    return ManifestLine(source, number, raw) if raw else None
+
+
 def iter_file_lines(path: Path) -> Iterator[ManifestLine]:
     """Yield the non-blank lines of one file, CRLF and a leading BOM removed."""
     source = str(path)
@@ -49,11 +58,9 @@ def iter_file_lines(path: Path) -> Iterator[ManifestLine]:
     with handle:
         try:
             for number, line in enumerate(handle, 1):
-                if number == 1 and line.startswith(_BOM):
-                    line = line[len(_BOM):]
-                raw = line.strip()
-                if raw:
-                    yield ManifestLine(source, number, raw)
+                item = manifest_line(source, number, line)
+                if item is not None:
+                    yield item
         except (OSError, EOFError) as exc:
             raise ManifestError(source, number + 1, None, f"cannot read manifest: {exc}") from exc
 
