@@ -36,7 +36,7 @@ def configs(params: dict) -> tuple[WindowConfig, OverlapConfig]:
 
 
 @pytest.mark.parametrize("case", _cases(), ids=lambda c: c["name"])
-def test_oracle_case(case: dict) -> None:
+def test_oracle_case(case: dict, builder: str) -> None:
     require_shared()
     wcfg, ocfg = configs(case["params"])
     lines = iter_file_lines((ORACLE / case["input"]).resolve())

@@ -1,0 +1,128 @@
+"""The compiled builder fast path gives byte-identical output to the pure-Python builder.
+
+Its parity with the reference is also checked directly: every oracle case runs on both
+paths (``tests/test_parity.py``). Here generated entries reach the corners the oracle may
+not: ints among the times (the kernel hands those entries back to Python), words with
+int ends, more speakers than the limit, dropped ``speaker`` or ``metrics``, int limits.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alm_lhotse import windows
+from alm_lhotse.compat import render_entry
+from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.process import process_entry
+from tests.conftest import require_kernel
+from tests.test_properties import PROPERTY, configs, entries
+
+
+def _both(entry: dict[str, Any], wcfg: WindowConfig, ocfg: OverlapConfig) -> tuple:
+    """The rendered entry (or the error raised) from the compiled path, then from pure
+    Python; unvalidated, as the builder must agree on whatever it is given."""
+    out: list[Any] = []
+    for pure in (False, True):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(windows, "_PURE_PYTHON", pure)
+            try:
+                out.append(render_entry(process_entry(entry, wcfg, ocfg, validate=False), wcfg))
+            except Exception as exc:  # noqa: BLE001 - both paths must fail alike
+                out.append(repr(exc))
+    return tuple(out)
+
+
+@st.composite
+def sorted_entries(draw: st.DrawFn) -> dict[str, Any]:
+    """Entries the fast path takes (sorted starts and ends), built to form many windows:
+    near-contiguous segments, a few speakers, words to truncate at, and now and then an
+    int time, a low bandwidth, a missing speaker or ``no-speaker``."""
+    segments = []
+    start = end = 0.0
+    for _ in range(draw(st.integers(2, 40))):
+        start = round(start + draw(st.sampled_from([0.0, 0.0, 0.4, -0.3])), 1)
+        start = max(start, segments[-1]["start"] if segments else 0.0)
+        end = max(end, round(start + draw(st.sampled_from([1.0, 1.5, 2.0, 3.0, 4.2, 6.0, 9.7])), 1))
+        seg: dict[str, Any] = {"start": start, "end": end, "text": "t"}
+        speaker = draw(st.sampled_from(["A", "B", "C"] * 5 + ["D", "E", "F", "G", "no-speaker", "", None]))
+        if speaker is not None:
+            seg["speaker"] = speaker
+        bandwidth = draw(st.sampled_from([16000] * 12 + [4000, None]))
+        if bandwidth is not None:
+            seg["metrics"] = {"bandwidth": bandwidth}
+        n_words = draw(st.sampled_from([0, 2, 3, 4, 5, 6]))
+        step = (end - start) / max(n_words, 1)
+        seg["words"] = [
+            {"word": f"w{k}", "start": round(start + k * step, 2), "end": round(start + (k + 1) * step, 2)}
+            for k in range(n_words)
+        ]
+        if draw(st.integers(0, 29)) == 0 and start == int(start):
+            seg["start"] = int(start)
+        for word in seg["words"]:
+            if draw(st.integers(0, 9)) == 0 and word["end"] == int(word["end"]):
+                word["end"] = int(word["end"])
+        segments.append(seg)
+        start = end
+    return {"audio_filepath": "/audio/x.wav", "audio_sample_rate": 16000, "duration": end, "segments": segments}
+
+
+@st.composite
+def fast_configs(draw: st.DrawFn) -> tuple[WindowConfig, OverlapConfig]:
+    target = draw(st.sampled_from([20.0, 30.0, 25]))
+    min_spk = draw(st.integers(1, 3))
+    wcfg = WindowConfig(
+        target_window_duration=target,
+        tolerance=draw(st.sampled_from([0.1, 0.25, 0.5, 0])),
+        min_speakers=min_spk,
+        max_speakers=draw(st.integers(min_spk, 7)),
+        truncation=draw(st.booleans()),
+        drop_fields=draw(st.sampled_from(["words"] * 6 + ["speaker", "metrics", "words,metrics", ""])),
+    )
+    return wcfg, OverlapConfig(overlap_percentage=draw(st.sampled_from([0, 50, 100])), target_duration=target)
+
+
+@given(entry=entries(), cfgs=configs())
+@PROPERTY
+def test_compiled_builder_matches_python(entry: dict, cfgs: tuple) -> None:
+    require_kernel()
+    compiled, pure = _both(entry, *cfgs)
+    assert compiled == pure
+
+
+@given(entry=sorted_entries(), cfgs=fast_configs())
+@settings(PROPERTY, max_examples=300)
+def test_compiled_builder_matches_python_on_sorted_entries(entry: dict, cfgs: tuple) -> None:
+    require_kernel()
+    compiled, pure = _both(entry, *cfgs)
+    assert compiled == pure
+
+
+def test_int_limits_and_bad_words_behave_as_in_python() -> None:
+    require_kernel()
+    seg = {"start": 0.0, "end": 30.0, "speaker": "A", "metrics": {"bandwidth": 9000}}
+    entry = {
+        "audio_filepath": "x.wav",
+        "audio_sample_rate": 16000,
+        "segments": [seg, {**seg, "start": 30.0, "end": 70.0, "speaker": "B"}, {**seg, "start": 70.0, "end": 140.0,
+                     "words": [{"word": "w", "start": 70.0, "end": 90}]}],
+    }
+    wcfg = WindowConfig(target_window_duration=80, tolerance=0)
+    compiled, pure = _both(entry, wcfg, OverlapConfig())
+    assert compiled == pure
+    entry["segments"][2]["words"] = [{"word": "w", "start": 70.0}]
+    compiled, pure = _both(entry, wcfg, OverlapConfig())
+    assert compiled == pure == "KeyError('end')"
+
+
+def test_pure_python_can_be_forced_from_the_environment() -> None:
+    code = "from alm_lhotse import windows; print(windows.kernel_enabled())"
+    env = {**os.environ, "ALM_LHOTSE_PURE_PYTHON": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
