@@ -24,7 +24,7 @@ from alm_lhotse.manifests import (
     supervision_dicts,
     window_cut_dict,
 )
-from alm_lhotse.overlap import filter_spans, kept_mask
+from alm_lhotse.overlap import filter_windows
 from alm_lhotse.reader import iter_lines, parse_line
 from alm_lhotse.windows import build_windows
 
@@ -165,8 +165,8 @@ class LazyOverlapFilter(Dillable):
 
     def _decide(self, group: list[MonoCut]) -> Iterator[MonoCut]:
         spans = [(_custom(c, "window_end"), _custom(c, "window_start")) for c in group]
-        kept = filter_spans(spans, self.config.threshold, self.config.target_duration)
-        for cut, keep in zip(group, kept_mask(spans, kept)):
+        _, mask = filter_windows(spans, self.config.threshold, self.config.target_duration)
+        for cut, keep in zip(group, mask):
             if keep:
                 yield cut
 

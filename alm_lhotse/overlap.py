@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from operator import itemgetter
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
+
+from alm_lhotse.native import as_float, kernel
 
 Span = tuple[Any, Any]  # (end, start), the reference's order
 _START_END = itemgetter(1, 0)
@@ -94,3 +96,28 @@ def kept_mask(spans: Sequence[Span], kept: Sequence[Span]) -> list[bool]:
             keys = {match_key(e, s) for e, s in kept}
         mask.append(match_key(*span) in keys)
     return mask
+
+
+def filter_windows(spans: list[Span], threshold: float, target_duration: Any) -> tuple[list[Span], list[bool]]:
+    """``filter_spans`` and ``kept_mask`` in one call, in C where the kernel is built and
+    every value is a float (identical results); pure Python otherwise."""
+    compiled = _filter_compiled(spans, threshold, target_duration)
+    if compiled is not None:
+        return compiled
+    kept = filter_spans(spans, threshold, target_duration)
+    return kept, kept_mask(spans, kept)
+
+
+def _filter_compiled(spans: list[Span], threshold: float, target_duration: Any) -> Optional[tuple]:
+    native = kernel()
+    target = as_float(target_duration)
+    if native is None or target is None or type(threshold) is not float:
+        return None
+    result = native.overlap_filter(spans, threshold, target)
+    if result is None:
+        return None
+    kept, mask = result
+    if None in mask:
+        keys = {match_key(e, s) for e, s in kept}
+        mask = [match_key(*span) in keys if m is None else m for span, m in zip(spans, mask)]
+    return kept, mask

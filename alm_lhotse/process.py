@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.validation import validate_entry
-from alm_lhotse.overlap import Span, filter_spans, kept_mask
+from alm_lhotse.overlap import Span, filter_windows
 from alm_lhotse.windows import EntryWindows, Window, build_windows
 
 
@@ -50,8 +50,7 @@ def process_entry(
     built = build_windows(entry, wcfg)
     spans = [(w.end, w.start) for w in built.windows]
     if spans:
-        kept_spans = filter_spans(spans, ocfg.threshold, ocfg.target_duration)
-        kept = kept_mask(spans, kept_spans)
+        kept_spans, kept = filter_windows(spans, ocfg.threshold, ocfg.target_duration)
     else:
         kept_spans, kept = [], []
     total = sum(e - s for e, s in spans) if spans else 0.0

@@ -10,22 +10,16 @@ incrementally instead of being recomputed for every appended segment.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from alm_lhotse.config import WindowConfig
-
-try:
-    from alm_lhotse import _kernel
-except ImportError:  # pragma: no cover - the extension is optional; pure Python is identical
-    _kernel = None
+from alm_lhotse.native import as_float, kernel, small_int
 
 MIN_SEGMENTS_PER_WINDOW = 2
 SPEAKER_SLOTS = 5
 NO_SPEAKER = "no-speaker"
 _PADDING = [0.0] * SPEAKER_SLOTS
-_PURE_PYTHON = os.environ.get("ALM_LHOTSE_PURE_PYTHON", "") not in ("", "0")
 
 
 @dataclass(slots=True)
@@ -164,8 +158,9 @@ def build_windows(entry: dict[str, Any], cfg: WindowConfig) -> EntryWindows:  # 
 
     distinct = len({spk for spk in speakers if spk})
     fast = _is_sorted(starts) and _is_sorted(ends) and (distinct if keep_speaker else min(distinct, 1)) <= max_spk
-    if fast and kernel_enabled():
-        compiled = _build_compiled(segments, starts, ends, durs, bw_ok, speakers, cfg, keep_speaker, stored_bw_bad)
+    native = kernel() if fast else None
+    if native is not None:
+        compiled = _build_compiled(native, segments, starts, ends, durs, bw_ok, speakers, cfg, keep_speaker, stored_bw_bad)
         if compiled is not None:
             windows, lost, events, counts, durations = compiled
             stats.update(zip(_LOST_KEYS, counts))
@@ -263,35 +258,17 @@ def build_windows(entry: dict[str, Any], cfg: WindowConfig) -> EntryWindows:  # 
 
 _LOST_KEYS = ("lost_bw", "lost_win", "lost_spk", "lost_no_spkr", "lost_next_seg_bm")
 _LOST_DUR_KEYS = tuple(f"dur_{key}" for key in _LOST_KEYS)
-_EXACT_INT_LIMIT = 2**53
-
-
-def kernel_enabled() -> bool:
-    """Whether the compiled fast path is used: built, and not turned off with
-    ``ALM_LHOTSE_PURE_PYTHON=1`` (read once at import)."""
-    return _kernel is not None and not _PURE_PYTHON
-
-
-def _as_float(value: Any) -> Optional[float]:
-    """``value`` as the float Python arithmetic with floats would use, or None where a
-    conversion could differ from Python's exact int/float comparisons."""
-    if type(value) is float:
-        return value
-    if type(value) is int and abs(value) < _EXACT_INT_LIMIT:
-        return float(value)
-    return None
 
 
 def _build_compiled(
-    segments: list, starts: list, ends: list, durs: list, bw_ok: list, speakers: list,
+    native: Any, segments: list, starts: list, ends: list, durs: list, bw_ok: list, speakers: list,
     cfg: WindowConfig, keep_speaker: bool, stored_bw_bad: bool,
 ) -> Optional[tuple]:
     """The fast path in C; None when the entry or the limits are not all floats."""
-    max_d, min_d = _as_float(cfg.max_duration), _as_float(cfg.min_duration)
-    limits = (cfg.min_speakers, cfg.max_speakers)
-    if max_d is None or min_d is None or any(type(v) is not int or abs(v) >= _EXACT_INT_LIMIT for v in limits):
+    max_d, min_d = as_float(cfg.max_duration), as_float(cfg.min_duration)
+    if max_d is None or min_d is None or not (small_int(cfg.min_speakers) and small_int(cfg.max_speakers)):
         return None
-    return _kernel.build_fast(
+    return native.build_fast(
         segments, starts, ends, durs, bw_ok, speakers, max_d, min_d, cfg.max_speakers, cfg.min_speakers,
         cfg.truncation, keep_speaker, stored_bw_bad, truncate_segment, Window, LostWindow, NO_SPEAKER,
     )

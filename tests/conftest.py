@@ -42,9 +42,9 @@ def sample_manifest(fixtures_dir: Path) -> Path:
 def require_kernel() -> None:
     """Skip where the optional compiled builder was not built, but fail on CI, whose
     install must build it."""
-    from alm_lhotse import windows
+    from alm_lhotse import native
 
-    if windows._kernel is None:
+    if native._kernel is None:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true but the compiled builder alm_lhotse._kernel was not built")
         pytest.skip("alm_lhotse._kernel not built (pip install -e . compiles it)")
@@ -53,9 +53,9 @@ def require_kernel() -> None:
 @pytest.fixture(params=["compiled", "python"])
 def builder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Runs a test once with the compiled builder fast path and once with pure Python."""
-    from alm_lhotse import windows
+    from alm_lhotse import native
 
     if request.param == "compiled":
         require_kernel()
-    monkeypatch.setattr(windows, "_PURE_PYTHON", request.param == "python")
+    monkeypatch.setattr(native, "_PURE_PYTHON", request.param == "python")
     return request.param

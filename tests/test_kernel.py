@@ -1,4 +1,5 @@
-"""The compiled builder fast path gives byte-identical output to the pure-Python builder.
+"""The compiled loops (builder fast path, overlap filter) give byte-identical output to
+pure Python.
 
 Its parity with the reference is also checked directly: every oracle case runs on both
 paths (``tests/test_parity.py``). Here generated entries reach the corners the oracle may
@@ -17,9 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alm_lhotse import windows
+from alm_lhotse import native
 from alm_lhotse.compat import render_entry
 from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.overlap import filter_spans, filter_windows, kept_mask
 from alm_lhotse.process import process_entry
 from tests.conftest import require_kernel
 from tests.test_properties import PROPERTY, configs, entries
@@ -31,7 +33,7 @@ def _both(entry: dict[str, Any], wcfg: WindowConfig, ocfg: OverlapConfig) -> tup
     out: list[Any] = []
     for pure in (False, True):
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(windows, "_PURE_PYTHON", pure)
+            mp.setattr(native, "_PURE_PYTHON", pure)
             try:
                 out.append(render_entry(process_entry(entry, wcfg, ocfg, validate=False), wcfg))
             except Exception as exc:  # noqa: BLE001 - both paths must fail alike
@@ -122,7 +124,28 @@ def test_int_limits_and_bad_words_behave_as_in_python() -> None:
 
 
 def test_pure_python_can_be_forced_from_the_environment() -> None:
-    code = "from alm_lhotse import windows; print(windows.kernel_enabled())"
+    code = "from alm_lhotse import native; print(native.kernel_enabled())"
     env = {**os.environ, "ALM_LHOTSE_PURE_PYTHON": "1"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+_times = st.sampled_from([0.0, 1.0, 1.0000001, 1.0000004, 2.5, 3.0, 10.0, 10.0000005, 20.0, 21.7, 30.0, 40.0])
+
+
+@given(
+    pairs=st.lists(st.tuples(_times, _times), max_size=30),
+    percentage=st.sampled_from([0, 1, 50, 99.9, 100]),
+    target=st.sampled_from([5.0, 10, 20.0]),
+)
+@PROPERTY
+def test_compiled_overlap_filter_matches_python(pairs: list, percentage: float, target: float) -> None:
+    """Equal, contained, touching and near-equal windows (within the reference's
+    6-decimal matching), decided by the compiled filter exactly as in pure Python."""
+    require_kernel()
+    spans = [(max(a, b), min(a, b)) for a, b in pairs]
+    threshold = OverlapConfig(percentage, target).threshold
+    compiled = filter_windows(spans, threshold, target)
+    kept = filter_spans(spans, threshold, target)
+    assert compiled == (kept, kept_mask(spans, kept))
+    assert all(x is y for x, y in zip(compiled[0], kept))
