@@ -28,6 +28,7 @@ typedef struct {
     double *acc;
     char *present;
     Py_ssize_t *order;
+    PyObject *speakers; /* each segment's speaker (None when absent) */
 } Entry;
 
 static void entry_free(Entry *e) {
@@ -37,29 +38,22 @@ static void entry_free(Entry *e) {
     PyMem_Free(e->acc);
     PyMem_Free(e->order);
     PyMem_Free(e->present);
+    Py_XDECREF(e->speakers);
 }
 
-static int float_list(PyObject *list, Py_ssize_t n, double *out) {
-    /* 1: all floats; 0: some value is not a float (caller falls back). */
-    for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *v = PyList_GET_ITEM(list, k);
-        if (!PyFloat_CheckExact(v)) return 0;
-        out[k] = PyFloat_AS_DOUBLE(v);
-    }
-    return 1;
-}
+/* Interned keys, made once at import. */
+static PyObject *KEY_START, *KEY_END, *KEY_SPEAKER, *KEY_METRICS, *KEY_BANDWIDTH;
 
-/* Fills `e`; returns 1 ready, 0 not eligible, -1 error (exception set). */
-static int entry_init(Entry *e, PyObject *starts, PyObject *ends, PyObject *durs,
-                      PyObject *bw_ok, PyObject *speakers, PyObject *no_speaker) {
-    Py_ssize_t n = PyList_GET_SIZE(starts);
+/* Reads the entry's segments into `e`, and decides whether the fast path applies:
+ * every segment a dict with float start and end, starts and ends sorted, and no more
+ * distinct speakers than the limit (counted as one when speakers are dropped).
+ * Returns 1 ready, 0 not eligible (the caller runs the pure-Python builder, which
+ * also raises whatever error the entry deserves), -1 error (exception set). */
+static int entry_init(Entry *e, PyObject *segments, PyObject *min_bw, PyObject *no_speaker,
+                      int keep_speaker, Py_ssize_t max_spk) {
+    Py_ssize_t n = PyList_GET_SIZE(segments);
     memset(e, 0, sizeof(*e));
     e->n = n;
-    if (PyList_GET_SIZE(ends) != n || PyList_GET_SIZE(durs) != n ||
-        PyList_GET_SIZE(bw_ok) != n || PyList_GET_SIZE(speakers) != n) {
-        PyErr_SetString(PyExc_ValueError, "segment lists differ in length");
-        return -1;
-    }
     Py_ssize_t m = n ? n : 1;
     e->start = PyMem_New(double, 3 * m);
     e->bw_ok = PyMem_New(char, 3 * m);
@@ -74,17 +68,49 @@ static int entry_init(Entry *e, PyObject *starts, PyObject *ends, PyObject *durs
     e->no_speaker = e->bw_ok + 2 * m;
     e->bw_stop = e->code + m;
     e->nospk_stop = e->code + 2 * m;
-    if (!float_list(starts, n, e->start) || !float_list(ends, n, e->end) || !float_list(durs, n, e->dur))
-        return 0;
-
+    e->speakers = PyList_New(n);
     PyObject *codes = PyDict_New();
-    if (!codes) return -1;
+    if (!e->speakers || !codes) goto fail;
     for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *spk = PyList_GET_ITEM(speakers, k);
-        int ok = PyObject_IsTrue(PyList_GET_ITEM(bw_ok, k));
+        PyObject *seg = PyList_GET_ITEM(segments, k);
+        if (!PyDict_Check(seg)) goto not_eligible;
+        PyObject *start = PyDict_GetItemWithError(seg, KEY_START);
+        PyObject *end = start ? PyDict_GetItemWithError(seg, KEY_END) : NULL;
+        if (!end) {
+            if (PyErr_Occurred()) goto fail;
+            goto not_eligible;
+        }
+        if (!PyFloat_CheckExact(start) || !PyFloat_CheckExact(end)) goto not_eligible;
+        e->start[k] = PyFloat_AS_DOUBLE(start);
+        e->end[k] = PyFloat_AS_DOUBLE(end);
+        e->dur[k] = e->end[k] - e->start[k];
+        if (k > 0 && !(e->start[k - 1] <= e->start[k] && e->end[k - 1] <= e->end[k])) goto not_eligible;
+
+        /* bandwidth: metrics.bandwidth, 0 without metrics (as the reference) */
+        PyObject *metrics = PyDict_GetItemWithError(seg, KEY_METRICS);
+        PyObject *bw = NULL;
+        if (metrics && metrics != Py_None) {
+            if (!PyDict_Check(metrics)) goto not_eligible;
+            bw = PyDict_GetItemWithError(metrics, KEY_BANDWIDTH);
+        }
+        if (PyErr_Occurred()) goto fail;
+        PyObject *zero = NULL;
+        if (!bw) bw = zero = PyLong_FromLong(0);
+        if (!bw) goto fail;
+        int ok = PyObject_RichCompareBool(bw, min_bw, Py_GE);
+        Py_XDECREF(zero);
+        if (ok < 0) goto fail;
+
+        PyObject *spk = PyDict_GetItemWithError(seg, KEY_SPEAKER);
+        if (!spk) {
+            if (PyErr_Occurred()) goto fail;
+            spk = Py_None;
+        }
+        Py_INCREF(spk);
+        PyList_SET_ITEM(e->speakers, k, spk);
         int truthy = PyObject_IsTrue(spk);
         int nospk = PyObject_RichCompareBool(spk, no_speaker, Py_EQ);
-        if (ok < 0 || truthy < 0 || nospk < 0) goto fail;
+        if (truthy < 0 || nospk < 0) goto fail;
         e->bw_ok[k] = (char)ok;
         e->truthy[k] = (char)truthy;
         e->no_speaker[k] = (char)nospk;
@@ -105,7 +131,8 @@ static int entry_init(Entry *e, PyObject *starts, PyObject *ends, PyObject *durs
             }
         }
     }
-    Py_DECREF(codes);
+    Py_CLEAR(codes);
+    if ((keep_speaker ? e->n_codes : (e->n_codes ? 1 : 0)) > max_spk) return 0;
     Py_ssize_t bw_next = n, nospk_next = n;
     for (Py_ssize_t k = n - 1; k >= 0; k--) {
         if (!e->bw_ok[k]) bw_next = k;
@@ -122,9 +149,30 @@ static int entry_init(Entry *e, PyObject *starts, PyObject *ends, PyObject *durs
         return -1;
     }
     return 1;
+not_eligible:
+    Py_XDECREF(codes);
+    return 0;
 fail:
-    Py_DECREF(codes);
+    Py_XDECREF(codes);
     return -1;
+}
+
+/* Python's own sum() of the segment durations, so the total is whatever the running
+ * Python computes (plain or compensated summation). */
+static PyObject *total_duration(Entry *e, PyObject *sum) {
+    PyObject *durs = PyList_New(e->n);
+    if (!durs) return NULL;
+    for (Py_ssize_t k = 0; k < e->n; k++) {
+        PyObject *d = PyFloat_FromDouble(e->dur[k]);
+        if (!d) {
+            Py_DECREF(durs);
+            return NULL;
+        }
+        PyList_SET_ITEM(durs, k, d);
+    }
+    PyObject *total = PyObject_Vectorcall(sum, &durs, 1, NULL);
+    Py_DECREF(durs);
+    return total;
 }
 
 /* The reference's speaker durations, largest first, padded or cut to five slots:
@@ -224,52 +272,55 @@ static int next_is_no_speaker(PyObject *seg, PyObject *speaker_key, PyObject *no
     return PyObject_RichCompareBool(spk, no_speaker, Py_EQ);
 }
 
-PyDoc_STRVAR(build_fast_doc,
-    "build_fast(segments, starts, ends, durs, bw_ok, speakers, max_d, min_d, max_spk, min_spk,\n"
-    "           truncation, keep_speaker, stored_bw_bad, truncate, window_type, lost_type, no_speaker)\n"
-    "--\n\n"
-    "The fast-path window loop. Returns None when the entry holds non-float times, else\n"
-    "(windows, lost, events, (lost_bw, lost_win, lost_spk, lost_no_spkr, lost_next),\n"
-    "(dur_bw, dur_win, dur_spk, dur_no_spkr, dur_next)).");
-
-static PyObject *build_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 17) {
-        PyErr_SetString(PyExc_TypeError, "build_fast takes 17 arguments");
-        return NULL;
-    }
-    PyObject *segments = args[0], *starts = args[1], *ends = args[2], *durs = args[3];
-    PyObject *bw_list = args[4], *speakers = args[5];
-    for (int i = 0; i < 6; i++) {
-        if (!PyList_Check(args[i])) {
-            PyErr_SetString(PyExc_TypeError, "build_fast expects lists");
-            return NULL;
-        }
-    }
-    double max_d = PyFloat_AsDouble(args[6]), min_d = PyFloat_AsDouble(args[7]);
-    Py_ssize_t max_spk = PyLong_AsSsize_t(args[8]), min_spk = PyLong_AsSsize_t(args[9]);
-    if (PyErr_Occurred()) return NULL;
-    int truncation = PyObject_IsTrue(args[10]), keep_speaker = PyObject_IsTrue(args[11]);
-    int stored_bw_bad = PyObject_IsTrue(args[12]);
-    if (truncation < 0 || keep_speaker < 0 || stored_bw_bad < 0) return NULL;
-    PyObject *truncate = args[13], *window_type = args[14], *lost_type = args[15], *no_speaker = args[16];
-
-    if (PyList_GET_SIZE(segments) != PyList_GET_SIZE(starts)) {
-        PyErr_SetString(PyExc_ValueError, "segment lists differ in length");
-        return NULL;
-    }
-    Entry e;
-    int ready = entry_init(&e, starts, ends, durs, bw_list, speakers, no_speaker);
-    if (ready <= 0) {
-        entry_free(&e);
-        if (ready < 0) return NULL;
+/* After an ordinary exception, None: the pure-Python builder reruns the entry and raises
+ * the same error, at the same point, with its own message. Memory errors propagate. */
+static PyObject *hand_back(void) {
+    if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_Exception) && !PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        PyErr_Clear();
         Py_RETURN_NONE;
     }
+    return NULL;
+}
+
+PyDoc_STRVAR(build_entry_doc,
+    "build_entry(segments, min_bw, max_d, min_d, max_spk, min_spk, truncation, keep_speaker,\n"
+    "            stored_bw_bad, truncate, window_type, lost_type, no_speaker, sum)\n"
+    "--\n\n"
+    "The builder's fast path for one entry's (ordered) segments. Returns None where it does\n"
+    "not apply (unsorted, crowded, non-float times, or anything the pure-Python builder\n"
+    "would raise on: it then runs and raises), else (windows, lost, events, (lost_bw,\n"
+    "lost_win, lost_spk, lost_no_spkr, lost_next), (dur_bw, dur_win, dur_spk, dur_no_spkr,\n"
+    "dur_next), total_dur).");
+
+static PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 14 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "build_entry takes 14 arguments, segments first (a list)");
+        return NULL;
+    }
+    PyObject *segments = args[0], *min_bw = args[1];
+    double max_d = PyFloat_AsDouble(args[2]), min_d = PyFloat_AsDouble(args[3]);
+    Py_ssize_t max_spk = PyLong_AsSsize_t(args[4]), min_spk = PyLong_AsSsize_t(args[5]);
+    if (PyErr_Occurred()) return NULL;
+    int truncation = PyObject_IsTrue(args[6]), keep_speaker = PyObject_IsTrue(args[7]);
+    int stored_bw_bad = PyObject_IsTrue(args[8]);
+    if (truncation < 0 || keep_speaker < 0 || stored_bw_bad < 0) return NULL;
+    PyObject *truncate = args[9], *window_type = args[10], *lost_type = args[11], *no_speaker = args[12];
+    PyObject *sum = args[13];
+
+    Entry e;
+    int ready = entry_init(&e, segments, min_bw, no_speaker, keep_speaker, max_spk);
+    if (ready <= 0) {
+        entry_free(&e);
+        if (ready < 0) return hand_back();
+        Py_RETURN_NONE;
+    }
+    PyObject *speakers = e.speakers;
+    PyObject *total = NULL;
     PyObject *windows = PyList_New(0), *lost = PyList_New(0);
-    PyObject *end_key = PyUnicode_FromString("end"), *start_key = PyUnicode_FromString("start");
-    PyObject *speaker_key = PyUnicode_FromString("speaker");
+    PyObject *end_key = KEY_END, *start_key = KEY_START, *speaker_key = KEY_SPEAKER;
     PyObject *result = NULL, *part = NULL;
     int not_float = 0;
-    if (!windows || !lost || !end_key || !start_key || !speaker_key) goto done;
+    if (!windows || !lost) goto done;
 
     Py_ssize_t n = e.n, dur_stop = 0, events = 0;
     Py_ssize_t lost_bw = 0, lost_win = 0, lost_spk = 0, lost_no_spkr = 0, lost_next = 0;
@@ -313,7 +364,7 @@ static PyObject *build_fast(PyObject *self, PyObject *const *args, Py_ssize_t na
                 }
             }
         }
-        PyObject *w_start_obj = PyList_GET_ITEM(starts, first);
+        PyObject *w_start_obj = PyDict_GetItem(PyList_GET_ITEM(segments, first), KEY_START);
         PyObject *w_end_obj;
         double w_end;
         if (part) {
@@ -329,7 +380,7 @@ static PyObject *build_fast(PyObject *self, PyObject *const *args, Py_ssize_t na
             part_end = w_end = PyFloat_AS_DOUBLE(w_end_obj);
         } else {
             Py_ssize_t k = j > first ? j - 1 : first;
-            w_end_obj = PyList_GET_ITEM(ends, k);
+            w_end_obj = PyDict_GetItem(PyList_GET_ITEM(segments, k), KEY_END);
             w_end = e.end[k];
         }
         Py_ssize_t count = j - first + (part != NULL);
@@ -396,18 +447,18 @@ static PyObject *build_fast(PyObject *self, PyObject *const *args, Py_ssize_t na
         }
         Py_DECREF(w);
     }
-    result = Py_BuildValue("(OOn(nnnnn)(ddddd))", windows, lost, events, lost_bw, lost_win, lost_spk,
-                           lost_no_spkr, lost_next, dur_bw, dur_win, dur_spk, dur_no_spkr, dur_next);
+    total = total_duration(&e, sum);
+    if (!total) goto done;
+    result = Py_BuildValue("(OOn(nnnnn)(ddddd)O)", windows, lost, events, lost_bw, lost_win, lost_spk,
+                           lost_no_spkr, lost_next, dur_bw, dur_win, dur_spk, dur_no_spkr, dur_next, total);
 done:
     Py_XDECREF(part);
     Py_XDECREF(windows);
     Py_XDECREF(lost);
-    Py_XDECREF(end_key);
-    Py_XDECREF(start_key);
-    Py_XDECREF(speaker_key);
+    Py_XDECREF(total);
     entry_free(&e);
     if (not_float && !PyErr_Occurred()) Py_RETURN_NONE;
-    return result;
+    return result ? result : hand_back();
 }
 
 typedef struct {
@@ -528,9 +579,366 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(element_offsets_doc,
+    "element_offsets(array_json)\n"
+    "--\n\n"
+    "For a compact JSON array of objects (orjson output), where each element starts,\n"
+    "relative to the text inside the brackets, plus that text's length + 1: element k\n"
+    "is inner[offsets[k] : offsets[k + 1] - 1].");
+
+static PyObject *element_offsets(PyObject *self, PyObject *arg) {
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "element_offsets expects bytes");
+        return NULL;
+    }
+    const char *buf = PyBytes_AS_STRING(arg);
+    Py_ssize_t size = PyBytes_GET_SIZE(arg);
+    if (size < 2 || buf[0] != '[' || buf[size - 1] != ']') {
+        PyErr_SetString(PyExc_ValueError, "element_offsets expects a JSON array");
+        return NULL;
+    }
+    PyObject *offsets = PyList_New(0);
+    if (!offsets) return NULL;
+    Py_ssize_t depth = 0, inner = size - 2;
+    int in_string = 0;
+    if (inner > 0) {
+        PyObject *zero = PyLong_FromLong(0);
+        if (!zero || PyList_Append(offsets, zero) < 0) {
+            Py_XDECREF(zero);
+            Py_DECREF(offsets);
+            return NULL;
+        }
+        Py_DECREF(zero);
+    }
+    for (Py_ssize_t k = 0; k < inner; k++) {
+        char c = buf[k + 1];
+        if (in_string) {
+            if (c == '\\') k++;
+            else if (c == '"') in_string = 0;
+            continue;
+        }
+        if (c == '"') in_string = 1;
+        else if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') depth--;
+        else if (c == ',' && depth == 0) {
+            PyObject *at = PyLong_FromSsize_t(k + 1);
+            if (!at || PyList_Append(offsets, at) < 0) {
+                Py_XDECREF(at);
+                Py_DECREF(offsets);
+                return NULL;
+            }
+            Py_DECREF(at);
+        }
+    }
+    PyObject *end = PyLong_FromSsize_t(inner + 1);
+    if (!end || PyList_Append(offsets, end) < 0) {
+        Py_XDECREF(end);
+        Py_DECREF(offsets);
+        return NULL;
+    }
+    Py_DECREF(end);
+    return offsets;
+}
+
+/* A dict without the keys in `drop` (the dict itself when it has none of them). */
+static PyObject *strip_fields(PyObject *obj, PyObject *drop) {
+    if (!PyDict_Check(obj)) {
+        PyErr_SetString(PyExc_TypeError, "a truncated segment must be a dict");
+        return NULL;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    int any = 0;
+    while (PyDict_Next(obj, &pos, &key, &value)) {
+        int found = PySet_Contains(drop, key);
+        if (found < 0) return NULL;
+        if (found) {
+            any = 1;
+            break;
+        }
+    }
+    if (!any) {
+        Py_INCREF(obj);
+        return obj;
+    }
+    PyObject *out = PyDict_New();
+    if (!out) return NULL;
+    pos = 0;
+    while (PyDict_Next(obj, &pos, &key, &value)) {
+        int found = PySet_Contains(drop, key);
+        if (found < 0 || (!found && PyDict_SetItem(out, key, value) < 0)) {
+            Py_DECREF(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static PyObject *dump(PyObject *dumps, PyObject *value) {
+    PyObject *out = PyObject_Vectorcall(dumps, &value, 1, NULL);
+    if (out && !PyBytes_Check(out)) {
+        Py_DECREF(out);
+        PyErr_SetString(PyExc_TypeError, "dumps must return bytes");
+        return NULL;
+    }
+    return out;
+}
+
+static const char WINDOW_HEAD[] = "{\"segments\":[";
+static const char WINDOW_MID[] = "],\"speaker_durations\":";
+
+PyDoc_STRVAR(render_windows_doc,
+    "render_windows(array, offsets, windows, kept, drop, dumps)\n"
+    "--\n\n"
+    "The JSON arrays of all windows and of the kept ones, as two bytes objects. `array` is\n"
+    "the entry's segments serialised as one JSON array, `offsets` its element_offsets;\n"
+    "each window is its run of whole segments, its truncated part\n"
+    "(fields in `drop` removed) and its speaker durations, serialised with `dumps`.");
+
+static PyObject *render_windows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyList_Check(args[1]) || !PyList_Check(args[2]) ||
+        !PyList_Check(args[3]) || !PyAnySet_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError, "render_windows(array: bytes, offsets: list, windows: list, kept: list, drop: set, dumps)");
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(args[0]) < 2) {
+        PyErr_SetString(PyExc_ValueError, "render_windows expects a JSON array");
+        return NULL;
+    }
+    const char *inner = PyBytes_AS_STRING(args[0]) + 1;
+    Py_ssize_t inner_size = PyBytes_GET_SIZE(args[0]) - 2;
+    PyObject *offsets = args[1], *windows = args[2], *kept = args[3], *drop = args[4], *dumps = args[5];
+    Py_ssize_t n = PyList_GET_SIZE(windows), n_offsets = PyList_GET_SIZE(offsets);
+    if (PyList_GET_SIZE(kept) != n) {
+        PyErr_SetString(PyExc_ValueError, "kept and windows differ in length");
+        return NULL;
+    }
+    Py_ssize_t *run_at = PyMem_New(Py_ssize_t, 2 * (n ? n : 1));
+    PyObject **pieces = PyMem_Calloc(2 * (n ? n : 1), sizeof(PyObject *));
+    char *keep = PyMem_Malloc(n ? n : 1);
+    PyObject *all = NULL, *selected = NULL, *result = NULL;
+    if (!run_at || !pieces || !keep) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_ssize_t size_all = 2, size_kept = 2, n_kept = 0;
+    const Py_ssize_t fixed = (Py_ssize_t)(sizeof(WINDOW_HEAD) - 1 + sizeof(WINDOW_MID) - 1 + 1);
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *w = PyList_GET_ITEM(windows, k);
+        PyObject *first_o = PyObject_GetAttrString(w, "first");
+        PyObject *stop_o = PyObject_GetAttrString(w, "stop");
+        Py_ssize_t first = first_o ? PyLong_AsSsize_t(first_o) : -1;
+        Py_ssize_t stop = stop_o ? PyLong_AsSsize_t(stop_o) : -1;
+        Py_XDECREF(first_o);
+        Py_XDECREF(stop_o);
+        if (PyErr_Occurred()) goto done;
+        if (first < 0 || stop <= first || stop >= n_offsets) {
+            PyErr_SetString(PyExc_ValueError, "a window's segment range is out of bounds");
+            goto done;
+        }
+        Py_ssize_t begin = PyLong_AsSsize_t(PyList_GET_ITEM(offsets, first));
+        Py_ssize_t end = PyLong_AsSsize_t(PyList_GET_ITEM(offsets, stop)) - 1;
+        if (PyErr_Occurred()) goto done;
+        if (begin < 0 || end < begin || end > inner_size) {
+            PyErr_SetString(PyExc_ValueError, "segment offsets out of bounds");
+            goto done;
+        }
+        run_at[2 * k] = begin;
+        run_at[2 * k + 1] = end;
+        PyObject *part = PyObject_GetAttrString(w, "part");
+        if (!part) goto done;
+        if (part != Py_None) {
+            PyObject *stripped = strip_fields(part, drop);
+            Py_DECREF(part);
+            if (!stripped) goto done;
+            pieces[2 * k] = dump(dumps, stripped);
+            Py_DECREF(stripped);
+            if (!pieces[2 * k]) goto done;
+        } else {
+            Py_DECREF(part);
+        }
+        PyObject *durations = PyObject_GetAttrString(w, "speaker_durations");
+        if (!durations) goto done;
+        pieces[2 * k + 1] = dump(dumps, durations);
+        Py_DECREF(durations);
+        if (!pieces[2 * k + 1]) goto done;
+        int is_kept = PyObject_IsTrue(PyList_GET_ITEM(kept, k));
+        if (is_kept < 0) goto done;
+        keep[k] = (char)is_kept;
+        Py_ssize_t size = fixed + (end - begin) + PyBytes_GET_SIZE(pieces[2 * k + 1]);
+        if (pieces[2 * k]) size += 1 + PyBytes_GET_SIZE(pieces[2 * k]);
+        size_all += size + (k > 0);
+        if (is_kept) size_kept += size + (n_kept++ > 0);
+    }
+    all = PyBytes_FromStringAndSize(NULL, size_all);
+    selected = PyBytes_FromStringAndSize(NULL, size_kept);
+    if (!all || !selected) goto done;
+    char *out_all = PyBytes_AS_STRING(all), *out_kept = PyBytes_AS_STRING(selected);
+    *out_all++ = '[';
+    *out_kept++ = '[';
+    Py_ssize_t written_kept = 0;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        if (k > 0) *out_all++ = ',';
+        char *element = out_all;
+        memcpy(out_all, WINDOW_HEAD, sizeof(WINDOW_HEAD) - 1);
+        out_all += sizeof(WINDOW_HEAD) - 1;
+        memcpy(out_all, inner + run_at[2 * k], run_at[2 * k + 1] - run_at[2 * k]);
+        out_all += run_at[2 * k + 1] - run_at[2 * k];
+        if (pieces[2 * k]) {
+            *out_all++ = ',';
+            memcpy(out_all, PyBytes_AS_STRING(pieces[2 * k]), PyBytes_GET_SIZE(pieces[2 * k]));
+            out_all += PyBytes_GET_SIZE(pieces[2 * k]);
+        }
+        memcpy(out_all, WINDOW_MID, sizeof(WINDOW_MID) - 1);
+        out_all += sizeof(WINDOW_MID) - 1;
+        memcpy(out_all, PyBytes_AS_STRING(pieces[2 * k + 1]), PyBytes_GET_SIZE(pieces[2 * k + 1]));
+        out_all += PyBytes_GET_SIZE(pieces[2 * k + 1]);
+        *out_all++ = '}';
+        if (keep[k]) {
+            if (written_kept++ > 0) *out_kept++ = ',';
+            memcpy(out_kept, element, out_all - element);
+            out_kept += out_all - element;
+        }
+    }
+    *out_all = ']';
+    *out_kept = ']';
+    result = PyTuple_Pack(2, all, selected);
+done:
+    if (pieces) {
+        for (Py_ssize_t k = 0; k < 2 * n; k++) Py_XDECREF(pieces[k]);
+    }
+    Py_XDECREF(all);
+    Py_XDECREF(selected);
+    PyMem_Free(pieces);
+    PyMem_Free(run_at);
+    PyMem_Free(keep);
+    return result;
+}
+
+static PyObject *KEY_TEXT, *KEY_WORDS, *KEY_WORD;
+
+/* Python's `type(v) in (int, float)`. */
+static int is_number(PyObject *v) { return PyFloat_CheckExact(v) || PyLong_CheckExact(v); }
+
+/* Python's `0 <= a <= b` for numbers: 1, 0, or -1 on error. */
+static int ordered_from_zero(PyObject *a, PyObject *b) {
+    if (PyFloat_CheckExact(a) && PyFloat_CheckExact(b)) {
+        double x = PyFloat_AS_DOUBLE(a), y = PyFloat_AS_DOUBLE(b);
+        return 0 <= x && x <= y;
+    }
+    static PyObject *zero = NULL;
+    if (!zero && !(zero = PyLong_FromLong(0))) return -1;
+    int r = PyObject_RichCompareBool(zero, a, Py_LE);
+    if (r <= 0) return r;
+    return PyObject_RichCompareBool(a, b, Py_LE);
+}
+
+static int optional_str(PyObject *dict, PyObject *key) {
+    PyObject *v = PyDict_GetItemWithError(dict, key);
+    if (!v) return PyErr_Occurred() ? -1 : 1;
+    return v == Py_None || PyUnicode_CheckExact(v);
+}
+
+/* alm_lhotse.validation._segment_looks_valid: 1 yes, 0 no, -1 error. */
+static int segment_looks_valid(PyObject *seg) {
+    if (!PyDict_CheckExact(seg)) return 0;
+    PyObject *start = PyDict_GetItemWithError(seg, KEY_START);
+    PyObject *end = start ? PyDict_GetItemWithError(seg, KEY_END) : NULL;
+    if (!end) return PyErr_Occurred() ? -1 : 0;
+    if (!is_number(start) || !is_number(end)) return 0;
+    int r = ordered_from_zero(start, end);
+    if (r <= 0) return r;
+    if ((r = optional_str(seg, KEY_SPEAKER)) <= 0) return r;
+    if ((r = optional_str(seg, KEY_TEXT)) <= 0) return r;
+    PyObject *metrics = PyDict_GetItemWithError(seg, KEY_METRICS);
+    if (!metrics && PyErr_Occurred()) return -1;
+    if (metrics == Py_None) return 0;
+    if (metrics) {
+        if (!PyDict_CheckExact(metrics)) return 0;
+        PyObject *bw = PyDict_GetItemWithError(metrics, KEY_BANDWIDTH);
+        if (bw) {
+            if (!is_number(bw)) return 0;
+            if (PyFloat_CheckExact(bw) && isnan(PyFloat_AS_DOUBLE(bw))) return 0;
+        } else if (PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    PyObject *words = PyDict_GetItemWithError(seg, KEY_WORDS);
+    if (!words) return PyErr_Occurred() ? -1 : 1;
+    if (!PyList_CheckExact(words)) return 0;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(words); k++) {
+        PyObject *w = PyList_GET_ITEM(words, k);
+        if (!PyDict_CheckExact(w)) return 0;
+        PyObject *ws = PyDict_GetItemWithError(w, KEY_START);
+        PyObject *we = ws ? PyDict_GetItemWithError(w, KEY_END) : NULL;
+        if (!we) return PyErr_Occurred() ? -1 : 0;
+        if (!is_number(ws) || !is_number(we)) return 0;
+        if ((r = ordered_from_zero(ws, we)) <= 0) return r;
+        if ((r = optional_str(w, KEY_WORD)) <= 0) return r;
+    }
+    return 1;
+}
+
+PyDoc_STRVAR(first_doubtful_segment_doc,
+    "first_doubtful_segment(segments, start)\n"
+    "--\n\n"
+    "Index of the first segment at or after `start` that the cheap validity check does not\n"
+    "pass (alm_lhotse.validation._segment_looks_valid), or len(segments).");
+
+static PyObject *first_doubtful_segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "first_doubtful_segment(segments: list, start: int)");
+        return NULL;
+    }
+    Py_ssize_t k = PyLong_AsSsize_t(args[1]);
+    if (k == -1 && PyErr_Occurred()) return NULL;
+    for (; k < PyList_GET_SIZE(args[0]); k++) {
+        int r = segment_looks_valid(PyList_GET_ITEM(args[0], k));
+        if (r < 0) return NULL;
+        if (!r) break;
+    }
+    return PyLong_FromSsize_t(k);
+}
+
+PyDoc_STRVAR(segment_order_doc,
+    "segment_order(segments)\n"
+    "--\n\n"
+    "(unsorted, overlapping) of segments whose starts and ends are all floats and whose\n"
+    "starts are sorted; None otherwise (the caller computes it in Python).");
+
+static PyObject *segment_order(PyObject *self, PyObject *segments) {
+    if (!PyList_Check(segments)) Py_RETURN_NONE;
+    int overlapping = 0;
+    double prev_start = 0, prev_end = 0;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(segments); k++) {
+        PyObject *seg = PyList_GET_ITEM(segments, k);
+        if (!PyDict_Check(seg)) Py_RETURN_NONE;
+        PyObject *start = PyDict_GetItemWithError(seg, KEY_START);
+        PyObject *end = start ? PyDict_GetItemWithError(seg, KEY_END) : NULL;
+        if (!end) {
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_NONE;
+        }
+        if (!PyFloat_CheckExact(start) || !PyFloat_CheckExact(end)) Py_RETURN_NONE;
+        double s = PyFloat_AS_DOUBLE(start), e = PyFloat_AS_DOUBLE(end);
+        if (k > 0) {
+            if (!(prev_start <= s)) Py_RETURN_NONE;
+            if (s < prev_end) overlapping = 1;
+        }
+        prev_start = s;
+        prev_end = e;
+    }
+    return Py_BuildValue("(OO)", Py_False, overlapping ? Py_True : Py_False);
+}
+
 static PyMethodDef methods[] = {
-    {"build_fast", (PyCFunction)(void (*)(void))build_fast, METH_FASTCALL, build_fast_doc},
+    {"build_entry", (PyCFunction)(void (*)(void))build_entry, METH_FASTCALL, build_entry_doc},
     {"overlap_filter", (PyCFunction)(void (*)(void))overlap_filter, METH_FASTCALL, overlap_filter_doc},
+    {"element_offsets", element_offsets, METH_O, element_offsets_doc},
+    {"first_doubtful_segment", (PyCFunction)(void (*)(void))first_doubtful_segment, METH_FASTCALL,
+     first_doubtful_segment_doc},
+    {"segment_order", segment_order, METH_O, segment_order_doc},
+    {"render_windows", (PyCFunction)(void (*)(void))render_windows, METH_FASTCALL, render_windows_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -539,4 +947,17 @@ static struct PyModuleDef module = {
     "Compiled fast path of the window builder (optional; pure Python is the fallback).", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernel(void) {
+    KEY_START = PyUnicode_InternFromString("start");
+    KEY_END = PyUnicode_InternFromString("end");
+    KEY_SPEAKER = PyUnicode_InternFromString("speaker");
+    KEY_METRICS = PyUnicode_InternFromString("metrics");
+    KEY_BANDWIDTH = PyUnicode_InternFromString("bandwidth");
+    KEY_TEXT = PyUnicode_InternFromString("text");
+    KEY_WORDS = PyUnicode_InternFromString("words");
+    KEY_WORD = PyUnicode_InternFromString("word");
+    if (!KEY_START || !KEY_END || !KEY_SPEAKER || !KEY_METRICS || !KEY_BANDWIDTH || !KEY_TEXT || !KEY_WORDS ||
+        !KEY_WORD)
+        return NULL;
+    return PyModule_Create(&module);
+}

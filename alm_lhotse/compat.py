@@ -8,11 +8,12 @@ window instead of one dict and one JSON encoding per segment occurrence.
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import orjson
 
 from alm_lhotse.config import WindowConfig
+from alm_lhotse.native import kernel
 from alm_lhotse.process import EntryResult
 from alm_lhotse.windows import LostWindow, Window
 
@@ -51,18 +52,33 @@ Piece = Union[bytes, memoryview]
 
 
 class SegmentRuns:
-    """All segments of an entry serialised once and joined, so any run is one slice."""
+    """All segments of an entry serialised once and joined, so any run is one slice.
 
-    def __init__(self, segments: list[dict[str, Any]], drop: frozenset[str]) -> None:
+    ``array`` is the JSON array of the segments; inside its brackets (``view``), segment
+    ``k`` starts at ``offsets[k]`` and ends at ``offsets[k + 1] - 1``. The compiled path
+    serialises the whole list in one call and finds the element boundaries in the result;
+    the pure path serialises segment by segment.
+    """
+
+    def __init__(self, segments: list[dict[str, Any]], drop: frozenset[str], native: Any = None) -> None:
         self.drop = drop
-        self.parts = [_dumps(strip_fields(s, drop)) for s in segments]
-        offsets = [0]
-        total = 0
-        for p in self.parts:
-            total += len(p) + 1
-            offsets.append(total)
-        self.offsets = offsets
-        self.view = memoryview(b",".join(self.parts))
+        if native is not None:
+            self.array = _dumps([strip_fields(s, drop) for s in segments])
+            self.offsets = native.element_offsets(self.array)
+        else:
+            parts = [_dumps(strip_fields(s, drop)) for s in segments]
+            offsets = [0]
+            total = 0
+            for p in parts:
+                total += len(p) + 1
+                offsets.append(total)
+            self.offsets = offsets
+            self.array = b"[%s]" % b",".join(parts)
+        self.view = memoryview(self.array)[1:-1]
+
+    def segment(self, k: int) -> memoryview:
+        """Segment ``k`` serialised."""
+        return self.view[self.offsets[k] : self.offsets[k + 1] - 1]
 
     def window_segments(self, w: Window) -> list[Piece]:
         """The pieces of the JSON list of a window's stored segments, without brackets."""
@@ -98,14 +114,27 @@ def _window(runs: SegmentRuns, w: Window) -> list[Piece]:
     return [b'{"segments":[', run, b',%s],"speaker_durations":%s}' % (part, durations)]
 
 
+def _window_arrays(
+    runs: Optional[SegmentRuns], windows: list[Window], kept: list[bool], native: Any
+) -> tuple[list[Piece], list[Piece]]:
+    """Pieces of the JSON arrays of all windows and of the kept ones (in C where built)."""
+    if runs is None or not windows:
+        return [b"[]"], [b"[]"]
+    if native is not None:
+        all_windows, kept_windows = native.render_windows(runs.array, runs.offsets, windows, kept, runs.drop, _dumps)
+        return [all_windows], [kept_windows]
+    rendered = [_window(runs, w) for w in windows]
+    return _array(rendered), _array([w for w, k in zip(rendered, kept) if k])
+
+
 def _lost(runs: SegmentRuns, lw: LostWindow) -> list[Piece]:
     return [
         b'{"index":%d,"window_segs":[' % lw.window.first,
         *runs.window_segments(lw.window),
         b'],"next_seg":',
-        runs.parts[lw.next_index],
+        runs.segment(lw.next_index),
         b',"prev_seg":',
-        runs.parts[lw.prev_index],
+        runs.segment(lw.prev_index),
         b"}",
     ]
 
@@ -136,17 +165,17 @@ def render_pieces(result: EntryResult, cfg: WindowConfig) -> list[Piece]:
         overridden.update(OVERLAP_KEYS)
     head = _dumps({k: v for k, v in passthrough.items() if k not in overridden})
 
-    runs = SegmentRuns(built.segments, cfg.drop_set) if (built.windows or built.lost) else None
-    windows = [_window(runs, w) for w in built.windows] if runs is not None else []
+    native = kernel()
+    runs = SegmentRuns(built.segments, cfg.drop_set, native) if (built.windows or built.lost) else None
+    windows, kept = _window_arrays(runs, built.windows, result.kept, native)
     lost = [_lost(runs, lw) for lw in built.lost] if runs is not None else []
     stats = _object(_dumps(built.stats), [("lost_win_full_data", _array(lost))])
     pairs: list[tuple[str, list[Piece]]] = [
-        ("windows", _array(windows)),
+        ("windows", windows),
         ("stats", stats),
         ("truncation_events", [b"%d" % built.truncation_events]),
     ]
     if built.windows:
-        kept = [w for w, k in zip(windows, result.kept) if k]
         spans = result.spans
         kept_spans = result.kept_spans
         pairs += [
@@ -154,7 +183,7 @@ def render_pieces(result: EntryResult, cfg: WindowConfig) -> list[Piece]:
             ("total_dur_list_window", [_dumps([e - s for e, s in spans])]),
             ("total_dur_list_window_timestamps", [_dumps(spans)]),
             ("filtered", [_dumps(kept_spans)]),
-            ("filtered_windows", _array(kept)),
+            ("filtered_windows", kept),
             ("filtered_dur", [_dumps(result.filtered_dur)]),
             ("filtered_dur_list", [_dumps([e - s for e, s in kept_spans])]),
             ("manifest_filepath", [b"null"]),

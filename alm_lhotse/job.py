@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
-import io
 import os
 import shutil
 import time
@@ -27,10 +26,11 @@ try:
 except ImportError:  # pragma: no cover - isal is a declared dependency
     import zlib as _zlib
 
-from alm_lhotse.compat import render_pieces
+from alm_lhotse.compat import Piece, render_pieces
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import InvalidEntry, ManifestError, OutputError
 from alm_lhotse.manifests import recording_dict, recording_id, supervision_dicts, window_cut_dict
+from alm_lhotse.native import kernel
 from alm_lhotse.partitions import FileSlice, iter_slice_lines
 from alm_lhotse.process import process_entry
 from alm_lhotse.reader import EntryHook, ManifestLine, parse_entry
@@ -89,6 +89,10 @@ def _odd_data(segments: list[dict[str, Any]]) -> tuple[bool, bool]:
     """(unsorted, overlapping) of the input segments, whatever ``sort_segments`` does:
     odd but valid shapes the reference processes as they are. Overlap is judged in start
     order, where any overlapping pair implies an overlapping neighbour pair."""
+    native = kernel()
+    found = native.segment_order(segments) if native is not None else None
+    if found is not None:
+        return found
     starts = [s["start"] for s in segments]
     unsorted = any(a > b for a, b in zip(starts, starts[1:]))
     ordered = sorted(segments, key=lambda s: s["start"]) if unsorted else segments
@@ -370,7 +374,7 @@ class OrderedFiles:
             self.turn = _Cell(0)
             self.offsets = [0] * len(names)
 
-    def write_chunk(self, index: int, chunks: Sequence[bytes]) -> None:
+    def write_chunk(self, index: int, chunks: Sequence[PieceBuffer]) -> None:
         if self.turn_changed is not None:
             with self.turn_changed:
                 self.turn_changed.wait_for(lambda: self.turn.value == index)
@@ -379,16 +383,12 @@ class OrderedFiles:
         else:
             places = self._claim(chunks)
         for fd, data, offset in zip(self.fds, chunks, places):
-            view = memoryview(data)
-            while view:
-                written = os.pwrite(fd, view, offset)
-                view = view[written:]
-                offset += written
+            _write_pieces(fd, data.pieces, offset)
 
-    def _claim(self, chunks: Sequence[bytes]) -> list[int]:
+    def _claim(self, chunks: Sequence[PieceBuffer]) -> list[int]:
         places = list(self.offsets[: len(chunks)])
         for k, data in enumerate(chunks):
-            self.offsets[k] += len(data)
+            self.offsets[k] += data.size
         self.turn.value += 1
         return places
 
@@ -415,23 +415,56 @@ _FILES: Optional[OrderedFiles] = None
 def _render_chunk(args: tuple) -> Counts:
     index, slices, wcfg, ocfg, on_error, lhotse, prepare = args
     names = STREAMS if lhotse else STREAMS[:2]
-    buffers = {name: _KeptBytesIO() for name in names}
+    buffers = {name: PieceBuffer() for name in names}
     out = Sinks(buffers)
     counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, None, prepare)
     out.close()
     assert _FILES is not None
-    _FILES.write_chunk(index, [buffers[n].data for n in names])
+    _FILES.write_chunk(index, [buffers[n] for n in names])
     return counts
 
 
-class _KeptBytesIO(io.BytesIO):
-    """A BytesIO whose content survives ``close`` (the sinks close their targets)."""
+class PieceBuffer:
+    """A write target that keeps what it is given, uncopied, for one vectored write:
+    rendered output arrives as many pieces (slices of per-entry buffers)."""
 
-    data = b""
+    def __init__(self) -> None:
+        self.pieces: list[Piece] = []
+        self.size = 0
+
+    def write(self, data: Piece) -> None:
+        self.pieces.append(data)
+        self.size += len(data)
+
+    def writelines(self, pieces: Sequence[Piece]) -> None:
+        self.pieces.extend(pieces)
+        self.size += sum(map(len, pieces))
 
     def close(self) -> None:
-        self.data = self.getvalue()
-        super().close()
+        """Kept for the sinks' protocol; the pieces stay until written."""
+
+
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
+
+
+def _write_pieces(fd: int, pieces: list[Piece], offset: int) -> None:
+    """Write ``pieces`` contiguously at ``offset`` with as few syscalls as the system
+    allows, resuming after short writes."""
+    pending = list(pieces)
+    start = 0
+    while start < len(pending):
+        batch = pending[start : start + _IOV_MAX]
+        written = os.pwritev(fd, batch, offset)
+        offset += written
+        if written == sum(map(len, batch)):
+            start += len(batch)
+            continue
+        for piece in batch:
+            if written < len(piece):
+                pending[start] = memoryview(piece)[written:]
+                break
+            written -= len(piece)
+            start += 1
 
 
 @contextlib.contextmanager

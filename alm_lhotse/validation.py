@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from alm_lhotse.errors import InvalidEntry
+from alm_lhotse.native import kernel
 
 REQUIRED_FIELDS = ("audio_filepath", "audio_sample_rate", "segments")
 
@@ -139,6 +140,13 @@ def validate_entry(entry: Any) -> None:
     segments = entry["segments"]
     if type(segments) is not list:
         raise InvalidEntry("segments", f"must be a list, got {_type_name(segments)}")
-    for i, seg in enumerate(segments):
-        if not _segment_looks_valid(seg):
-            _check_segment(seg, f"segments[{i}]")
+    native = kernel()
+    if native is None:
+        for i, seg in enumerate(segments):
+            if not _segment_looks_valid(seg):
+                _check_segment(seg, f"segments[{i}]")
+        return
+    i = native.first_doubtful_segment(segments, 0)
+    while i < len(segments):
+        _check_segment(segments[i], f"segments[{i}]")
+        i = native.first_doubtful_segment(segments, i + 1)

@@ -136,6 +136,16 @@ def build_windows(entry: dict[str, Any], cfg: WindowConfig) -> EntryWindows:  # 
     reference's segment-by-segment growth is followed. Both give identical windows.
     """
     segments = ordered_segments(entry, cfg)
+    native = kernel()
+    rate = entry.get("audio_sample_rate", 0)
+    if native is not None and type(rate) in (int, float) and rate >= cfg.min_sample_rate:
+        compiled = _build_compiled(native, segments, cfg)
+        if compiled is not None:
+            windows, lost, events, counts, durations, total_dur = compiled
+            stats = _new_stats(segments, total_dur, entry)
+            stats.update(zip(_LOST_KEYS, counts))
+            stats.update(zip(_LOST_DUR_KEYS, durations))
+            return EntryWindows(segments, windows, lost, stats, events, False)
     n = len(segments)
     starts = [s["start"] for s in segments]
     ends = [s["end"] for s in segments]
@@ -158,14 +168,6 @@ def build_windows(entry: dict[str, Any], cfg: WindowConfig) -> EntryWindows:  # 
 
     distinct = len({spk for spk in speakers if spk})
     fast = _is_sorted(starts) and _is_sorted(ends) and (distinct if keep_speaker else min(distinct, 1)) <= max_spk
-    native = kernel() if fast else None
-    if native is not None:
-        compiled = _build_compiled(native, segments, starts, ends, durs, bw_ok, speakers, cfg, keep_speaker, stored_bw_bad)
-        if compiled is not None:
-            windows, lost, events, counts, durations = compiled
-            stats.update(zip(_LOST_KEYS, counts))
-            stats.update(zip(_LOST_DUR_KEYS, durations))
-            return EntryWindows(segments, windows, lost, stats, events, False)
     if fast:
         bw_stop = _first_at_or_after([not ok for ok in bw_ok])
         nospk_stop = _first_at_or_after([spk == NO_SPEAKER for spk in speakers])
@@ -260,17 +262,18 @@ _LOST_KEYS = ("lost_bw", "lost_win", "lost_spk", "lost_no_spkr", "lost_next_seg_
 _LOST_DUR_KEYS = tuple(f"dur_{key}" for key in _LOST_KEYS)
 
 
-def _build_compiled(
-    native: Any, segments: list, starts: list, ends: list, durs: list, bw_ok: list, speakers: list,
-    cfg: WindowConfig, keep_speaker: bool, stored_bw_bad: bool,
-) -> Optional[tuple]:
-    """The fast path in C; None when the entry or the limits are not all floats."""
+def _build_compiled(native: Any, segments: list, cfg: WindowConfig) -> Optional[tuple]:
+    """The fast path in C (same windows, statistics and floats as the loop below); None
+    where it does not apply, and the pure-Python builder runs instead."""
     max_d, min_d = as_float(cfg.max_duration), as_float(cfg.min_duration)
     if max_d is None or min_d is None or not (small_int(cfg.min_speakers) and small_int(cfg.max_speakers)):
         return None
-    return native.build_fast(
-        segments, starts, ends, durs, bw_ok, speakers, max_d, min_d, cfg.max_speakers, cfg.min_speakers,
-        cfg.truncation, keep_speaker, stored_bw_bad, truncate_segment, Window, LostWindow, NO_SPEAKER,
+    if type(segments) is not list:
+        return None
+    return native.build_entry(
+        segments, cfg.min_bandwidth, max_d, min_d, cfg.max_speakers, cfg.min_speakers, cfg.truncation,
+        "speaker" not in cfg.drop_set, "metrics" in cfg.drop_set and 0 < cfg.min_bandwidth,
+        truncate_segment, Window, LostWindow, NO_SPEAKER, sum,
     )
 
 

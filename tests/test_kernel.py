@@ -1,5 +1,5 @@
-"""The compiled loops (builder fast path, overlap filter) give byte-identical output to
-pure Python.
+"""The compiled loops (builder fast path, overlap filter, output rendering, the cheap
+segment check) give byte-identical output to pure Python.
 
 Its parity with the reference is also checked directly: every oracle case runs on both
 paths (``tests/test_parity.py``). Here generated entries reach the corners the oracle may
@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alm_lhotse import native
+from alm_lhotse import job, native, validation
 from alm_lhotse.compat import render_entry
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.overlap import filter_spans, filter_windows, kept_mask
@@ -149,3 +149,50 @@ def test_compiled_overlap_filter_matches_python(pairs: list, percentage: float, 
     kept = filter_spans(spans, threshold, target)
     assert compiled == (kept, kept_mask(spans, kept))
     assert all(x is y for x, y in zip(compiled[0], kept))
+
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 200), st.sampled_from([0.0, -0.5, 1.5, 80.0, float("nan"), float("inf")]),
+    st.sampled_from(["", "A", "no-speaker"]),
+)
+_fields = st.sampled_from(["start", "end", "speaker", "text", "metrics", "words", "word", "bandwidth"])
+
+
+def _maybe_dict(values: st.SearchStrategy) -> st.SearchStrategy:
+    return st.dictionaries(_fields, values, max_size=6)
+
+
+_words = st.lists(st.one_of(_maybe_dict(_scalars), _scalars), max_size=3)
+_segment_values = st.one_of(_scalars, _maybe_dict(_scalars), _words)
+_segments = st.lists(st.one_of(_maybe_dict(_segment_values), _scalars), max_size=6)
+
+
+@st.composite
+def _spoiled_segments(draw: st.DrawFn) -> list:
+    """Well-formed segments with one field (of a segment, its metrics or a word) spoiled."""
+    segments = draw(sorted_entries())["segments"]
+    seg = draw(st.sampled_from(segments))
+    target = draw(st.sampled_from([seg, seg.get("metrics") or seg] + seg["words"]))
+    target[draw(_fields)] = draw(_segment_values)
+    return segments
+
+
+@given(segments=st.one_of(_segments, _spoiled_segments()))
+@settings(PROPERTY, max_examples=200)
+def test_compiled_segment_check_matches_python(segments: list) -> None:
+    """Hostile segment shapes: the compiled cheap check passes exactly what Python's does."""
+    require_kernel()
+    doubtful = [i for i, seg in enumerate(segments) if not validation._segment_looks_valid(seg)]
+    assert native.kernel().first_doubtful_segment(segments, 0) == (doubtful[0] if doubtful else len(segments))
+    for i in doubtful:
+        assert native.kernel().first_doubtful_segment(segments, i) == i
+
+
+@given(entry=st.one_of(entries(), sorted_entries()))
+@PROPERTY
+def test_compiled_segment_order_matches_python(entry: dict) -> None:
+    require_kernel()
+    compiled = native.kernel().segment_order(entry["segments"])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(native, "_PURE_PYTHON", True)
+        assert compiled in (None, job._odd_data(entry["segments"]))
