@@ -149,6 +149,10 @@ def _line(item: dict[str, Any]) -> bytes:
 
 
 def _jsonl(items: Iterable[dict[str, Any]]) -> bytes:
+    """JSON lines of ``items``; in one serialisation call where the kernel is built."""
+    native = kernel()
+    if native is not None:
+        return native.array_to_lines(orjson.dumps(list(items)))
     return b"".join(map(_line, items))
 
 

@@ -20,6 +20,7 @@ import re
 from pathlib import PurePath
 from typing import Any, Optional
 
+from alm_lhotse.native import kernel
 from alm_lhotse.windows import Window
 
 SEGMENT_CORE_FIELDS = ("start", "end", "speaker", "text", "words")
@@ -106,6 +107,12 @@ def supervision_dict(seg: dict[str, Any], rec_id: str, index: int, shift: Any = 
 
 def supervision_dicts(entry: dict[str, Any], rec_id: str) -> list[dict[str, Any]]:
     """Supervisions of every segment with a positive duration, in manifest order."""
+    segments = entry["segments"]
+    native = kernel()
+    if native is not None and type(segments) is list:
+        sups = native.supervisions(segments, rec_id, 0, 0, len(segments), None)
+        if sups is not None:
+            return sups
     return [
         supervision_dict(seg, rec_id, i)
         for i, seg in enumerate(entry["segments"])
@@ -131,21 +138,12 @@ def window_cut_dict(
     dicts differ in nothing else.
     """
     rec_id = rec["id"]
-    shift = window.start
-    known = recording_supervisions or {}
-    sups = []
-    for i in range(window.first, window.stop):
-        seg = segments[i]
-        if not seg["end"] > seg["start"]:
-            continue
-        base = known.get(i)
-        if base is not None and "alignment" not in base:
-            sups.append({**base, "start": seg["start"] - shift})
-        else:
-            sups.append(supervision_dict(seg, rec_id, i, shift))
-    part = window.part
-    if part is not None and part["end"] > part["start"]:
-        sups.append(supervision_dict(part, rec_id, window.stop, shift))
+    native = kernel()
+    sups = None
+    if native is not None and type(segments) is list:
+        sups = native.supervisions(segments, rec_id, window.start, window.first, window.stop, window.part)
+    if sups is None:
+        sups = _window_supervisions(window, segments, rec_id, recording_supervisions or {})
     return {
         "id": window_id(rec_id, window),
         "start": window.start,
@@ -164,3 +162,24 @@ def window_cut_dict(
         },
         "type": "MonoCut",
     }
+
+
+def _window_supervisions(
+    window: Window, segments: list[dict[str, Any]], rec_id: str, known: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A window's supervisions in its frame (pure Python; the kernel builds the same)."""
+    shift = window.start
+    sups = []
+    for i in range(window.first, window.stop):
+        seg = segments[i]
+        if not seg["end"] > seg["start"]:
+            continue
+        base = known.get(i)
+        if base is not None and "alignment" not in base:
+            sups.append({**base, "start": seg["start"] - shift})
+        else:
+            sups.append(supervision_dict(seg, rec_id, i, shift))
+    part = window.part
+    if part is not None and part["end"] > part["start"]:
+        sups.append(supervision_dict(part, rec_id, window.stop, shift))
+    return sups

@@ -14,15 +14,17 @@ import subprocess
 import sys
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alm_lhotse import job, native, validation
+from alm_lhotse import job, manifests, native, validation
 from alm_lhotse.compat import render_entry
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.overlap import filter_spans, filter_windows, kept_mask
 from alm_lhotse.process import process_entry
+from alm_lhotse.windows import build_windows
 from tests.conftest import require_kernel
 from tests.test_properties import PROPERTY, configs, entries
 
@@ -196,3 +198,30 @@ def test_compiled_segment_order_matches_python(entry: dict) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(native, "_PURE_PYTHON", True)
         assert compiled in (None, job._odd_data(entry["segments"]))
+
+
+def _pure(fn: Any, *args: Any) -> Any:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(native, "_PURE_PYTHON", True)
+        return fn(*args)
+
+
+@given(entry=st.one_of(entries(), sorted_entries(), st.builds(lambda e: {**e, "segments": e["segments"][::-1]}, entries())))
+@PROPERTY
+def test_compiled_supervisions_match_python(entry: dict) -> None:
+    """Recording supervisions and window cuts (words shifted into the window, truncated
+    parts, odd speakers and texts): the same JSON bytes from both paths."""
+    require_kernel()
+    for seg in entry["segments"][:2]:
+        seg["extra"] = {"k": [1, None]}
+        seg.pop("text", None) if seg["start"] > 1 else seg.update(text=None)
+    rec = manifests.recording_dict(entry, "rec-1")
+    compiled = manifests.supervision_dicts(entry, "rec-1")
+    assert orjson.dumps(compiled) == orjson.dumps(_pure(manifests.supervision_dicts, entry, "rec-1"))
+    wcfg = WindowConfig(target_window_duration=20, tolerance=0.25, min_speakers=1)
+    built = _pure(build_windows, entry, wcfg)
+    for w in built.windows + [lw.window for lw in built.lost]:
+        cut = manifests.window_cut_dict(w, built.segments, rec, "x.wav")
+        assert orjson.dumps(cut) == orjson.dumps(_pure(manifests.window_cut_dict, w, built.segments, rec, "x.wav"))
+    lines = job._jsonl(compiled)
+    assert lines == _pure(job._jsonl, compiled)
