@@ -1,9 +1,20 @@
-"""Only the compiled builder kernel lives here; all other metadata is in setup.cfg.
+"""Only the compiled loops live here; all other metadata is in setup.cfg.
 
 The extension is optional: where it cannot be compiled, the package installs and runs
-its pure-Python builder, which gives identical results.
+the same loops in pure Python, with identical results.
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("alm_lhotse._kernel", ["alm_lhotse/_kernel.c"], optional=True)])
+SOURCES = ["module", "builder", "overlap", "render", "segments", "supervisions"]
+
+setup(
+    ext_modules=[
+        Extension(
+            "alm_lhotse._kernel",
+            [f"alm_lhotse/csrc/{name}.c" for name in SOURCES],
+            depends=["alm_lhotse/csrc/kernel.h"],
+            optional=True,
+        )
+    ]
+)

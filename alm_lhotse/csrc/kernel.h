@@ -1,0 +1,41 @@
+/*
+ * Shared by the compiled loops of alm_lhotse (the extension module alm_lhotse._kernel).
+ *
+ * Why compiled: per window and per segment, the pure-Python code spends most of its
+ * time in the interpreter. These loops run the same operations in the same order (float
+ * arithmetic on the same doubles, dict and list operations through the C API), so
+ * every result and every byte of output equals the pure path's. Where a loop meets
+ * something it does not take (an int time, an odd type, anything the pure path raises
+ * on), it returns None and the caller runs the pure-Python code.
+ */
+#ifndef ALM_KERNEL_H
+#define ALM_KERNEL_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* Interned keys and constants, made once at import (module.c). */
+extern PyObject *KEY_START, *KEY_END, *KEY_SPEAKER, *KEY_METRICS, *KEY_BANDWIDTH, *KEY_TEXT, *KEY_WORDS, *KEY_WORD;
+extern PyObject *KEY_ID, *KEY_RECORDING_ID, *KEY_DURATION, *KEY_CHANNEL, *KEY_CUSTOM, *KEY_ALIGNMENT;
+extern PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WORD_ENDS, *EMPTY_STR, *ZERO;
+extern PyObject *CORE_KEYS;
+
+PyObject *hand_back(void);
+
+#define ALM_FUNCTION(name) \
+    PyObject *name(PyObject *self, PyObject *const *args, Py_ssize_t nargs); \
+    extern const char name##_doc[]
+#define ALM_FUNCTION_O(name) \
+    PyObject *name(PyObject *self, PyObject *arg); \
+    extern const char name##_doc[]
+
+ALM_FUNCTION(build_entry);            /* builder.c */
+ALM_FUNCTION(overlap_filter);         /* overlap.c */
+ALM_FUNCTION_O(element_offsets);      /* render.c */
+ALM_FUNCTION(render_windows);         /* render.c */
+ALM_FUNCTION(first_doubtful_segment); /* segments.c */
+ALM_FUNCTION_O(segment_order);        /* segments.c */
+ALM_FUNCTION(supervisions);           /* supervisions.c */
+ALM_FUNCTION_O(array_to_lines);       /* supervisions.c */
+
+#endif

@@ -1,0 +1,71 @@
+/*
+ * The extension module alm_lhotse._kernel: its functions, and the interned keys and
+ * constants the loops share.
+ */
+#include "kernel.h"
+
+PyObject *KEY_START, *KEY_END, *KEY_SPEAKER, *KEY_METRICS, *KEY_BANDWIDTH, *KEY_TEXT, *KEY_WORDS, *KEY_WORD;
+PyObject *KEY_ID, *KEY_RECORDING_ID, *KEY_DURATION, *KEY_CHANNEL, *KEY_CUSTOM, *KEY_ALIGNMENT;
+PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WORD_ENDS, *EMPTY_STR, *ZERO;
+PyObject *CORE_KEYS;
+
+/* After an ordinary exception, None: the pure-Python builder reruns the entry and raises
+ * the same error, at the same point, with its own message. Memory errors propagate. */
+PyObject *hand_back(void) {
+    if (PyErr_Occurred() && PyErr_ExceptionMatches(PyExc_Exception) && !PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"build_entry", (PyCFunction)(void (*)(void))build_entry, METH_FASTCALL, build_entry_doc},
+    {"overlap_filter", (PyCFunction)(void (*)(void))overlap_filter, METH_FASTCALL, overlap_filter_doc},
+    {"element_offsets", element_offsets, METH_O, element_offsets_doc},
+    {"first_doubtful_segment", (PyCFunction)(void (*)(void))first_doubtful_segment, METH_FASTCALL,
+     first_doubtful_segment_doc},
+    {"segment_order", segment_order, METH_O, segment_order_doc},
+    {"supervisions", (PyCFunction)(void (*)(void))supervisions, METH_FASTCALL, supervisions_doc},
+    {"array_to_lines", array_to_lines, METH_O, array_to_lines_doc},
+    {"render_windows", (PyCFunction)(void (*)(void))render_windows, METH_FASTCALL, render_windows_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "alm_lhotse._kernel",
+    "Compiled per-window and per-segment loops (optional: pure Python gives the same results).", -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__kernel(void) {
+    KEY_START = PyUnicode_InternFromString("start");
+    KEY_END = PyUnicode_InternFromString("end");
+    KEY_SPEAKER = PyUnicode_InternFromString("speaker");
+    KEY_METRICS = PyUnicode_InternFromString("metrics");
+    KEY_BANDWIDTH = PyUnicode_InternFromString("bandwidth");
+    KEY_TEXT = PyUnicode_InternFromString("text");
+    KEY_WORDS = PyUnicode_InternFromString("words");
+    KEY_WORD = PyUnicode_InternFromString("word");
+    KEY_ID = PyUnicode_InternFromString("id");
+    KEY_RECORDING_ID = PyUnicode_InternFromString("recording_id");
+    KEY_DURATION = PyUnicode_InternFromString("duration");
+    KEY_CHANNEL = PyUnicode_InternFromString("channel");
+    KEY_CUSTOM = PyUnicode_InternFromString("custom");
+    KEY_ALIGNMENT = PyUnicode_InternFromString("alignment");
+    KEY_SOURCE_START = PyUnicode_InternFromString("source_start");
+    KEY_SOURCE_END = PyUnicode_InternFromString("source_end");
+    KEY_SEGMENT_INDEX = PyUnicode_InternFromString("segment_index");
+    KEY_WORD_ENDS = PyUnicode_InternFromString("word_ends");
+    EMPTY_STR = PyUnicode_InternFromString("");
+    ZERO = PyLong_FromLong(0);
+    PyObject *core = Py_BuildValue("(OOOOO)", KEY_START, KEY_END, KEY_SPEAKER, KEY_TEXT, KEY_WORDS);
+    CORE_KEYS = core ? PyFrozenSet_New(core) : NULL;
+    Py_XDECREF(core);
+    if (!CORE_KEYS || !KEY_START || !KEY_END || !KEY_SPEAKER || !KEY_METRICS || !KEY_BANDWIDTH || !KEY_TEXT || !KEY_WORDS ||
+        !KEY_WORD || !KEY_ID || !KEY_RECORDING_ID || !KEY_DURATION || !KEY_CHANNEL || !KEY_CUSTOM ||
+        !KEY_ALIGNMENT || !KEY_SOURCE_START || !KEY_SOURCE_END || !KEY_SEGMENT_INDEX || !KEY_WORD_ENDS ||
+        !EMPTY_STR || !ZERO)
+        return NULL;
+    return PyModule_Create(&module);
+}
+
