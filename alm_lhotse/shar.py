@@ -37,18 +37,16 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 
-import numpy as np
 import orjson
-import soundfile as sf
 from tqdm.auto import tqdm
 
-from alm_lhotse.audio import to_mono
 from alm_lhotse.discovery import PathLike as Pathlike
 from alm_lhotse.job import ON_ERROR_CHOICES
 from alm_lhotse.manifests import num_samples
 from alm_lhotse.reader import iter_jsonl_dicts
 
 if TYPE_CHECKING:
+    import numpy as np
     from lhotse import CutSet
 
 AUDIO_FORMATS = ("flac", "wav")
@@ -108,6 +106,12 @@ def _audio_path(cut: dict[str, Any]) -> str:
 
 def read_window(cut: dict[str, Any], options: SharOptions) -> tuple[np.ndarray, int, str]:
     """The window's audio as a (channels, samples) float32 array, its rate and the subtype to store it in."""
+    # Audio libraries are imported where used: the pipeline imports this module at start.
+    import numpy as np
+    import soundfile as sf
+
+    from alm_lhotse.audio import to_mono
+
     cut_id = cut["id"]
     path = _audio_path(cut)
     if not os.path.isfile(path):
@@ -139,6 +143,7 @@ def read_window(cut: dict[str, Any], options: SharOptions) -> tuple[np.ndarray, 
 def _resample(data: np.ndarray, source: int, target: int, duration: float) -> np.ndarray:
     """Lhotse's own resampling transform (the one ``Recording.resample`` applies, whatever
     backend it picks), then exactly as many samples as the cut's duration implies."""
+    import numpy as np
     from lhotse.augmentation import Resample
 
     out = np.asarray(Resample(source, target)(data), dtype=np.float32)
@@ -177,6 +182,8 @@ def shar_cut(cut: dict[str, Any], channels: int, rate: int) -> dict[str, Any]:
 
 
 def _encode(data: np.ndarray, rate: int, audio_format: str, subtype: str) -> bytes:
+    import soundfile as sf
+
     stream = io.BytesIO()
     sf.write(stream, data.T, rate, format=audio_format.upper(), subtype=subtype)
     return stream.getvalue()
