@@ -211,13 +211,10 @@ static PyObject *speaker_durations(Entry *e, Py_ssize_t first, Py_ssize_t stop, 
         }
     }
     for (Py_ssize_t i = used; i < SPEAKER_SLOTS; i++) {
-        PyObject *zero = PyFloat_FromDouble(0.0);
-        if (!zero || PyList_Append(top, zero) < 0) {
-            Py_XDECREF(zero);
+        if (append_new(top, PyFloat_FromDouble(0.0)) < 0) {
             Py_DECREF(top);
             return NULL;
         }
-        Py_DECREF(zero);
     }
     return top;
 }
@@ -249,12 +246,12 @@ static PyObject *make_lost(PyObject *lost_type, PyObject *window, Py_ssize_t nex
 
 /* 1: next segment counts as "no speaker" for lost-window statistics (a missing
  * speaker key does); 0: it does not; -1: error. */
-static int next_is_no_speaker(PyObject *seg, PyObject *speaker_key, PyObject *no_speaker) {
+static int next_is_no_speaker(PyObject *seg, PyObject *no_speaker) {
     if (!PyDict_Check(seg)) {
-        PyErr_SetString(PyExc_TypeError, "segments must be dicts");
+        PyErr_SetString(PyExc_TypeError, "a segment must be a dict");
         return -1;
     }
-    PyObject *spk = PyDict_GetItemWithError(seg, speaker_key);
+    PyObject *spk = PyDict_GetItemWithError(seg, KEY_SPEAKER);
     if (!spk) return PyErr_Occurred() ? -1 : 1;
     return PyObject_RichCompareBool(spk, no_speaker, Py_EQ);
 }
@@ -294,7 +291,6 @@ PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     PyObject *speakers = e.speakers;
     PyObject *total = NULL;
     PyObject *windows = PyList_New(0), *lost = PyList_New(0);
-    PyObject *end_key = KEY_END, *start_key = KEY_START, *speaker_key = KEY_SPEAKER;
     PyObject *result = NULL, *part = NULL;
     int not_float = 0;
     if (!windows || !lost) goto done;
@@ -345,11 +341,8 @@ PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         PyObject *w_end_obj;
         double w_end;
         if (part) {
-            w_end_obj = PyDict_GetItemWithError(part, end_key);
-            if (!w_end_obj) {
-                if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, end_key);
-                goto done;
-            }
+            w_end_obj = require_item(part, KEY_END);
+            if (!w_end_obj) goto done;
             if (!PyFloat_CheckExact(w_end_obj)) {
                 not_float = 1;
                 goto done;
@@ -366,7 +359,7 @@ PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
             Py_ssize_t next_index = j < n - 1 ? j : n - 1;
             lost_win++;
             dur_win += e.dur[first];
-            int nospk = next_is_no_speaker(PyList_GET_ITEM(segments, next_index), speaker_key, no_speaker);
+            int nospk = next_is_no_speaker(PyList_GET_ITEM(segments, next_index), no_speaker);
             if (nospk < 0) goto done;
             if (nospk) {
                 lost_no_spkr++;
@@ -379,11 +372,7 @@ PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
             if (!w) goto done;
             PyObject *lw = make_lost(lost_type, w, next_index, first > 0 ? first - 1 : 0);
             Py_DECREF(w);
-            if (!lw || PyList_Append(lost, lw) < 0) {
-                Py_XDECREF(lw);
-                goto done;
-            }
-            Py_DECREF(lw);
+            if (append_new(lost, lw) < 0) goto done;
             Py_CLEAR(part);
             continue;
         }
@@ -393,11 +382,8 @@ PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
             double part_dur = 0.0;
             Py_ssize_t part_code = -1;
             if (part && e.truthy[j]) {
-                PyObject *ps = PyDict_GetItemWithError(part, start_key);
-                if (!ps) {
-                    if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, start_key);
-                    goto done;
-                }
+                PyObject *ps = require_item(part, KEY_START);
+                if (!ps) goto done;
                 if (!PyFloat_CheckExact(ps)) {
                     not_float = 1;
                     goto done;
@@ -418,11 +404,7 @@ PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
         PyObject *w = make_window(window_type, first, j, part, w_start_obj, w_end_obj, top);
         Py_DECREF(top);
         Py_CLEAR(part);
-        if (!w || PyList_Append(windows, w) < 0) {
-            Py_XDECREF(w);
-            goto done;
-        }
-        Py_DECREF(w);
+        if (append_new(windows, w) < 0) goto done;
     }
     total = total_duration(&e, sum);
     if (!total) goto done;

@@ -22,6 +22,16 @@ extern PyObject *CORE_KEYS;
 
 PyObject *hand_back(void);
 
+/* list.append(obj) of a new reference (NULL: an error already set), which is released. */
+int append_new(PyObject *list, PyObject *obj);
+
+/* seg["key"] of a dict, borrowed; NULL with KeyError (or TypeError for a non-dict) set. */
+PyObject *require_item(PyObject *seg, PyObject *key);
+
+/* Where the element after inner[k] ends in the text inside a compact JSON array's
+ * brackets: the next comma outside strings and nested values, or size. */
+Py_ssize_t element_end(const char *inner, Py_ssize_t size, Py_ssize_t k);
+
 #define ALM_FUNCTION(name) \
     PyObject *name(PyObject *self, PyObject *const *args, Py_ssize_t nargs); \
     extern const char name##_doc[]

@@ -19,6 +19,23 @@ PyObject *hand_back(void) {
     return NULL;
 }
 
+int append_new(PyObject *list, PyObject *obj) {
+    if (!obj) return -1;
+    int r = PyList_Append(list, obj);
+    Py_DECREF(obj);
+    return r;
+}
+
+PyObject *require_item(PyObject *seg, PyObject *key) {
+    if (!PyDict_Check(seg)) {
+        PyErr_SetString(PyExc_TypeError, "a segment must be a dict");
+        return NULL;
+    }
+    PyObject *value = PyDict_GetItemWithError(seg, key);
+    if (!value && !PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, key);
+    return value;
+}
+
 static PyMethodDef methods[] = {
     {"build_entry", (PyCFunction)(void (*)(void))build_entry, METH_FASTCALL, build_entry_doc},
     {"overlap_filter", (PyCFunction)(void (*)(void))overlap_filter, METH_FASTCALL, overlap_filter_doc},

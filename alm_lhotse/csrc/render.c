@@ -23,20 +23,23 @@ PyObject *element_offsets(PyObject *self, PyObject *arg) {
         return NULL;
     }
     PyObject *offsets = PyList_New(0);
+    Py_ssize_t inner = size - 2;
     if (!offsets) return NULL;
-    Py_ssize_t depth = 0, inner = size - 2;
-    int in_string = 0;
-    if (inner > 0) {
-        PyObject *zero = PyLong_FromLong(0);
-        if (!zero || PyList_Append(offsets, zero) < 0) {
-            Py_XDECREF(zero);
-            Py_DECREF(offsets);
-            return NULL;
-        }
-        Py_DECREF(zero);
+    for (Py_ssize_t k = 0; k < inner; k = element_end(buf + 1, inner, k) + 1) {
+        if (append_new(offsets, PyLong_FromSsize_t(k)) < 0) goto fail;
     }
-    for (Py_ssize_t k = 0; k < inner; k++) {
-        char c = buf[k + 1];
+    if (append_new(offsets, PyLong_FromSsize_t(inner + 1)) < 0) goto fail;
+    return offsets;
+fail:
+    Py_DECREF(offsets);
+    return NULL;
+}
+
+Py_ssize_t element_end(const char *inner, Py_ssize_t size, Py_ssize_t k) {
+    Py_ssize_t depth = 0;
+    int in_string = 0;
+    for (; k < size; k++) {
+        char c = inner[k];
         if (in_string) {
             if (c == '\\') k++;
             else if (c == '"') in_string = 0;
@@ -45,24 +48,9 @@ PyObject *element_offsets(PyObject *self, PyObject *arg) {
         if (c == '"') in_string = 1;
         else if (c == '{' || c == '[') depth++;
         else if (c == '}' || c == ']') depth--;
-        else if (c == ',' && depth == 0) {
-            PyObject *at = PyLong_FromSsize_t(k + 1);
-            if (!at || PyList_Append(offsets, at) < 0) {
-                Py_XDECREF(at);
-                Py_DECREF(offsets);
-                return NULL;
-            }
-            Py_DECREF(at);
-        }
+        else if (c == ',' && depth == 0) return k;
     }
-    PyObject *end = PyLong_FromSsize_t(inner + 1);
-    if (!end || PyList_Append(offsets, end) < 0) {
-        Py_XDECREF(end);
-        Py_DECREF(offsets);
-        return NULL;
-    }
-    Py_DECREF(end);
-    return offsets;
+    return size;
 }
 
 /* A dict without the keys in `drop` (the dict itself when it has none of them). */

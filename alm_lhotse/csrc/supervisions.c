@@ -30,12 +30,9 @@ static PyObject *word_items(PyObject *words, PyObject *shift, int unshifted, PyO
         if (!token && PyErr_Occurred()) goto fail;
         int truthy = token ? PyObject_IsTrue(token) : 0;
         if (truthy < 0) goto fail;
-        PyObject *ws = PyDict_GetItemWithError(w, KEY_START);
-        PyObject *we = ws ? PyDict_GetItemWithError(w, KEY_END) : NULL;
-        if (!we) {
-            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, ws ? KEY_END : KEY_START);
-            goto fail;
-        }
+        PyObject *ws = require_item(w, KEY_START);
+        PyObject *we = ws ? require_item(w, KEY_END) : NULL;
+        if (!we) goto fail;
         PyObject *item = PyList_New(4);
         if (!item) goto fail;
         PyList_SET_ITEM(items, k, item);
@@ -75,16 +72,9 @@ fail:
 }
 
 static PyObject *supervision(PyObject *seg, PyObject *rec_id, Py_ssize_t index, PyObject *shift, int unshifted) {
-    if (!PyDict_Check(seg)) {
-        PyErr_SetString(PyExc_TypeError, "a segment must be a dict");
-        return NULL;
-    }
-    PyObject *start = PyDict_GetItemWithError(seg, KEY_START);
-    PyObject *end = start ? PyDict_GetItemWithError(seg, KEY_END) : NULL;
-    if (!end) {
-        if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, start ? KEY_END : KEY_START);
-        return NULL;
-    }
+    PyObject *start = require_item(seg, KEY_START);
+    PyObject *end = start ? require_item(seg, KEY_END) : NULL;
+    if (!end) return NULL;
     PyObject *custom = PyDict_New(), *sup = PyDict_New();
     if (!custom || !sup) goto fail;
     PyObject *key, *value;
@@ -176,25 +166,13 @@ PyObject *supervisions(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     for (Py_ssize_t k = first; k <= stop; k++) {
         PyObject *seg = k < stop ? PyList_GET_ITEM(segments, k) : part;
         if (seg == Py_None) break;
-        if (!PyDict_Check(seg)) {
-            PyErr_SetString(PyExc_TypeError, "a segment must be a dict");
-            goto fail;
-        }
-        PyObject *start = PyDict_GetItemWithError(seg, KEY_START);
-        PyObject *end = start ? PyDict_GetItemWithError(seg, KEY_END) : NULL;
-        if (!end) {
-            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, start ? KEY_END : KEY_START);
-            goto fail;
-        }
+        PyObject *start = require_item(seg, KEY_START);
+        PyObject *end = start ? require_item(seg, KEY_END) : NULL;
+        if (!end) goto fail;
         int positive = PyObject_RichCompareBool(end, start, Py_GT);
         if (positive < 0) goto fail;
         if (!positive) continue;
-        PyObject *sup = supervision(seg, rec_id, k, shift, unshifted);
-        if (!sup || PyList_Append(out, sup) < 0) {
-            Py_XDECREF(sup);
-            goto fail;
-        }
-        Py_DECREF(sup);
+        if (append_new(out, supervision(seg, rec_id, k, shift, unshifted)) < 0) goto fail;
     }
     return out;
 fail:
@@ -219,20 +197,7 @@ PyObject *array_to_lines(PyObject *self, PyObject *arg) {
     PyObject *out = PyBytes_FromStringAndSize(buf, size + 1);
     if (!out) return NULL;
     char *o = PyBytes_AS_STRING(out);
-    Py_ssize_t depth = 0;
-    int in_string = 0;
-    for (Py_ssize_t k = 0; k < size; k++) {
-        char c = o[k];
-        if (in_string) {
-            if (c == '\\') k++;
-            else if (c == '"') in_string = 0;
-            continue;
-        }
-        if (c == '"') in_string = 1;
-        else if (c == '{' || c == '[') depth++;
-        else if (c == '}' || c == ']') depth--;
-        else if (c == ',' && depth == 0) o[k] = '\n';
-    }
+    for (Py_ssize_t k = element_end(o, size, 0); k < size; k = element_end(o, size, k + 1)) o[k] = '\n';
     o[size] = '\n';
     return out;
 }
