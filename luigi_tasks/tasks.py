@@ -63,8 +63,9 @@ SAMPLE_DIR = "sample_data"
 PART_WALL = "task.json"
 # Auto partition size: about this many partitions for mid-sized inputs, so two or more
 # workers stay busy on one large file, within these bounds (the plan makes at most
-# MAX_PARTITIONS partitions, two tasks each).
-AUTO_PARTITIONS = 16
+# MAX_PARTITIONS partitions, two tasks each). Fewer would leave a worker idle at the end;
+# more cost a process per task (16 measured 0.2 s slower than 8 on 10,000 entries).
+AUTO_PARTITIONS = 8
 AUTO_MIN_BYTES = 1 << 20
 _REPORT_EVERY_S = 1.0
 
