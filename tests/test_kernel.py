@@ -1,5 +1,6 @@
 """The compiled loops (builder fast path, overlap filter, output rendering, the cheap
-segment check) give byte-identical output to pure Python.
+segment check, segment order, Lhotse supervisions) give byte-identical output to pure
+Python.
 
 Its parity with the reference is also checked directly: every oracle case runs on both
 paths (``tests/test_parity.py``). Here generated entries reach the corners the oracle may
@@ -206,15 +207,23 @@ def _pure(fn: Any, *args: Any) -> Any:
         return fn(*args)
 
 
-@given(entry=st.one_of(entries(), sorted_entries(), st.builds(lambda e: {**e, "segments": e["segments"][::-1]}, entries())))
+@given(
+    entry=st.one_of(entries(), sorted_entries(), st.builds(lambda e: {**e, "segments": e["segments"][::-1]}, entries())),
+    extra=st.sampled_from([{"k": [1, None]}, {"metrics": None}, {"segment_index": 3, "source_end": "x"}, {}]),
+    text=st.sampled_from(["plain", None, 'say "hi"\n', "ünï", 7]),
+)
 @PROPERTY
-def test_compiled_supervisions_match_python(entry: dict) -> None:
+def test_compiled_supervisions_match_python(entry: dict, extra: dict, text: Any) -> None:
     """Recording supervisions and window cuts (words shifted into the window, truncated
-    parts, odd speakers and texts): the same JSON bytes from both paths."""
+    parts, odd speakers and texts, extra fields named like those a supervision adds):
+    the same JSON bytes from both paths."""
     require_kernel()
-    for seg in entry["segments"][:2]:
-        seg["extra"] = {"k": [1, None]}
-        seg.pop("text", None) if seg["start"] > 1 else seg.update(text=None)
+    for seg in entry["segments"][:3]:
+        seg.update(extra)
+        if seg["start"] > 1:
+            seg.pop("text", None)
+        else:
+            seg["text"] = text
     rec = manifests.recording_dict(entry, "rec-1")
     compiled = manifests.supervision_dicts(entry, "rec-1")
     assert orjson.dumps(compiled) == orjson.dumps(_pure(manifests.supervision_dicts, entry, "rec-1"))
