@@ -62,8 +62,9 @@ class SegmentRuns:
 
     def __init__(self, segments: list[dict[str, Any]], drop: frozenset[str], native: Any = None) -> None:
         self.drop = drop
-        if native is not None:
-            self.array = _dumps([strip_fields(s, drop) for s in segments])
+        stripped = native.strip_all(segments, drop) if native is not None else None
+        if stripped is not None:
+            self.array = _dumps(stripped)
             self.offsets = native.element_offsets(self.array)
         else:
             parts = [_dumps(strip_fields(s, drop)) for s in segments]

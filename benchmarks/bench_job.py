@@ -7,6 +7,7 @@ and peak RSS (the largest process of the job).
 
     python benchmarks/bench_job.py --entries 10000 --jobs 1
     python benchmarks/bench_job.py --entries 50000 --jobs 2 --lhotse
+    python benchmarks/bench_job.py --entries 10000 --jobs 2 --words   # with word alignments
 """
 
 from __future__ import annotations
@@ -39,8 +40,22 @@ print(json.dumps(s))
 """
 
 
-def make_input(path: Path, entries: int, sample: Path) -> None:
+def add_words(entry: dict) -> dict:
+    """Word alignments for every segment: its text split on spaces, evenly timed."""
+    segments = []
+    for seg in entry["segments"]:
+        tokens = (seg.get("text") or "x").split() or ["x"]
+        step = (seg["end"] - seg["start"]) / len(tokens)
+        times = [round(seg["start"] + k * step, 3) for k in range(len(tokens) + 1)]
+        words = [{"word": t, "start": times[k], "end": times[k + 1]} for k, t in enumerate(tokens)]
+        segments.append({**seg, "words": words})
+    return {**entry, "segments": segments}
+
+
+def make_input(path: Path, entries: int, sample: Path, words: bool = False) -> None:
     lines = [json.loads(x) for x in sample.read_text().splitlines() if x.strip()]
+    if words:
+        lines = [add_words(entry) for entry in lines]
     with open(path, "w") as f:
         for i in range(entries):
             entry = dict(lines[i % len(lines)])
@@ -52,13 +67,14 @@ def make_input(path: Path, entries: int, sample: Path) -> None:
 @click.option("--entries", default=10000, show_default=True, help="Entries to generate.")
 @click.option("--jobs", default=1, show_default=True, help="Worker processes.")
 @click.option("--lhotse/--no-lhotse", default=False, show_default=True, help="Also write Lhotse manifests.")
+@click.option("--words/--no-words", default=False, show_default=True, help="Give every segment word alignments.")
 @click.option("--sample", type=click.Path(exists=True, path_type=Path), default=None)
-def main(entries: int, jobs: int, lhotse: bool, sample: Path | None) -> None:
+def main(entries: int, jobs: int, lhotse: bool, words: bool, sample: Path | None) -> None:
     if sample is None:
         sample = SHARED_SAMPLE if SHARED_SAMPLE.exists() else ROOT / "alm_lhotse" / "data" / "sample_manifest.jsonl"
     with tempfile.TemporaryDirectory() as tmp:
         inp = Path(tmp) / "input.jsonl"
-        make_input(inp, entries, sample)
+        make_input(inp, entries, sample, words)
         args = json.dumps({"input": str(inp), "out": str(Path(tmp) / "out"), "jobs": jobs, "lhotse": lhotse})
         t = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", CHILD, args], capture_output=True, text=True)

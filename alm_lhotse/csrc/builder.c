@@ -244,6 +244,86 @@ static PyObject *make_lost(PyObject *lost_type, PyObject *window, Py_ssize_t nex
     return lw;
 }
 
+/* Words of `words` ending by `limit`, copied (a new list), and the end of the last of
+ * them in *end (borrowed; unchanged when none). NULL without an error set when a word is
+ * not a plain dict with an "end". */
+static PyObject *kept_words(PyObject *words, PyObject *limit, PyObject **end) {
+    PyObject *kept = PyList_New(0);
+    if (!kept) return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(words); k++) {
+        PyObject *w = PyList_GET_ITEM(words, k);
+        PyObject *we = PyDict_CheckExact(w) ? PyDict_GetItemWithError(w, KEY_END) : NULL;
+        int fits = we ? PyObject_RichCompareBool(we, limit, Py_LE) : -1;
+        if (fits < 0 || (fits && append_new(kept, PyDict_Copy(w)) < 0)) {
+            Py_DECREF(kept);
+            return NULL;
+        }
+        if (fits) *end = we;
+    }
+    return kept;
+}
+
+/* The kept words' tokens joined by spaces, skipping empty or missing ones; NULL without
+ * an error set when a token is not a str. */
+static PyObject *words_text(PyObject *kept) {
+    PyObject *tokens = PyList_New(0), *text = NULL;
+    if (!tokens) return NULL;
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(kept); k++) {
+        PyObject *token = PyDict_GetItemWithError(PyList_GET_ITEM(kept, k), KEY_WORD);
+        if (!token && PyErr_Occurred()) goto done;
+        int truthy = token ? PyObject_IsTrue(token) : 0;
+        if (truthy < 0) goto done;
+        if (!truthy) continue;
+        if (!PyUnicode_CheckExact(token) || PyList_Append(tokens, token) < 0) goto done;
+    }
+    PyObject *space = PyUnicode_FromString(" ");
+    if (space) {
+        text = PyUnicode_Join(space, tokens);
+        Py_DECREF(space);
+    }
+done:
+    Py_DECREF(tokens);
+    return text;
+}
+
+/* alm_lhotse.windows.truncate_segment: a copy of `seg` ending at its last word that ends
+ * by `limit`, its text rebuilt from the kept words. Segments this does not take (words
+ * not a list of plain dicts with ends, tokens not str) go to `fallback`, the Python
+ * function, which also raises whatever error they deserve. */
+static PyObject *truncate_segment(PyObject *seg, PyObject *limit, PyObject *fallback) {
+    PyObject *start = PyDict_CheckExact(seg) ? PyDict_GetItemWithError(seg, KEY_START) : NULL;
+    PyObject *words = start ? PyDict_GetItemWithError(seg, KEY_WORDS) : NULL;
+    if (PyErr_Occurred()) return NULL;
+    int has_words = words ? PyObject_IsTrue(words) : 0;
+    if (!start || has_words < 0 || (has_words && !PyList_CheckExact(words))) {
+        PyErr_Clear();
+        PyObject *args[2] = {seg, limit};
+        return PyObject_Vectorcall(fallback, args, 2, NULL);
+    }
+    PyObject *end = start, *kept = NULL, *text = NULL, *out = NULL;
+    if (has_words) {
+        kept = kept_words(words, limit, &end);
+        text = kept ? words_text(kept) : NULL;
+    } else {
+        kept = PyList_New(0);
+        text = PyUnicode_FromString("");
+    }
+    if (kept && text) {
+        out = PyDict_Copy(seg);
+        if (out && (PyDict_SetItem(out, KEY_WORDS, kept) < 0 || PyDict_SetItem(out, KEY_TEXT, text) < 0 ||
+                    PyDict_SetItem(out, KEY_END, end) < 0))
+            Py_CLEAR(out);
+    }
+    Py_XDECREF(kept);
+    Py_XDECREF(text);
+    if (!out && !PyErr_ExceptionMatches(PyExc_MemoryError)) {
+        PyErr_Clear();
+        PyObject *args[2] = {seg, limit};
+        return PyObject_Vectorcall(fallback, args, 2, NULL);
+    }
+    return out;
+}
+
 /* 1: next segment counts as "no speaker" for lost-window statistics (a missing
  * speaker key does); 0: it does not; -1: error. */
 static int next_is_no_speaker(PyObject *seg, PyObject *no_speaker) {
@@ -321,8 +401,7 @@ PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
                 events++;
                 PyObject *limit_obj = PyFloat_FromDouble(limit);
                 if (!limit_obj) goto done;
-                PyObject *targs[2] = {PyList_GET_ITEM(segments, j), limit_obj};
-                PyObject *cand = PyObject_Vectorcall(truncate, targs, 2, NULL);
+                PyObject *cand = truncate_segment(PyList_GET_ITEM(segments, j), limit_obj, truncate);
                 Py_DECREF(limit_obj);
                 if (!cand) goto done;
                 int keep = PyObject_RichCompareBool(PyList_GET_ITEM(speakers, j), no_speaker, Py_NE);

@@ -43,6 +43,7 @@ ALM_FUNCTION(build_entry);            /* builder.c */
 ALM_FUNCTION(overlap_filter);         /* overlap.c */
 ALM_FUNCTION_O(element_offsets);      /* render.c */
 ALM_FUNCTION(render_windows);         /* render.c */
+ALM_FUNCTION(strip_all);              /* render.c */
 ALM_FUNCTION(first_doubtful_segment); /* segments.c */
 ALM_FUNCTION_O(segment_order);        /* segments.c */
 ALM_FUNCTION(supervisions);           /* supervisions.c */

@@ -87,6 +87,33 @@ static PyObject *strip_fields(PyObject *obj, PyObject *drop) {
     return out;
 }
 
+const char strip_all_doc[] =
+    "strip_all(segments, drop)\n"
+    "--\n\n"
+    "alm_lhotse.compat.strip_fields of every segment: the segment itself when it has none\n"
+    "of the fields in `drop`, else a copy without them. None unless every segment is a dict.";
+
+PyObject *strip_all(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyAnySet_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "strip_all(segments: list, drop: set)");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(args[0]);
+    PyObject *out = PyList_New(n);
+    if (!out) return NULL;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *seg = PyList_GET_ITEM(args[0], k);
+        PyObject *stripped = PyDict_CheckExact(seg) ? strip_fields(seg, args[1]) : NULL;
+        if (!stripped) {
+            Py_DECREF(out);
+            if (PyErr_Occurred()) return NULL;
+            Py_RETURN_NONE;
+        }
+        PyList_SET_ITEM(out, k, stripped);
+    }
+    return out;
+}
+
 static PyObject *dump(PyObject *dumps, PyObject *value) {
     PyObject *out = PyObject_Vectorcall(dumps, &value, 1, NULL);
     if (out && !PyBytes_Check(out)) {
