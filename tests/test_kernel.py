@@ -109,7 +109,7 @@ def test_compiled_builder_matches_python_on_sorted_entries(entry: dict, cfgs: tu
     assert compiled == pure
 
 
-def test_int_limits_and_bad_words_behave_as_in_python() -> None:
+def test_int_limits_and_odd_words_behave_as_in_python() -> None:
     require_kernel()
     seg = {"start": 0.0, "end": 30.0, "speaker": "A", "metrics": {"bandwidth": 9000}}
     entry = {
@@ -124,6 +124,12 @@ def test_int_limits_and_bad_words_behave_as_in_python() -> None:
     entry["segments"][2]["words"] = [{"word": "w", "start": 70.0}]
     compiled, pure = _both(entry, wcfg, OverlapConfig())
     assert compiled == pure == "KeyError('end')"
+    entry["segments"][2]["words"] = [{"word": 5, "start": 70.0, "end": 75.0}, {"word": "", "start": 75.0, "end": 80.0}]
+    compiled, pure = _both(entry, wcfg, OverlapConfig())
+    assert compiled == pure and pure.startswith("TypeError(")
+    entry["segments"][2]["words"] = [{"word": "a", "start": 70.0, "end": 75.0}, {"start": 75.0, "end": 80.0}]
+    compiled, pure = _both(entry, wcfg, OverlapConfig())
+    assert compiled == pure
 
 
 def test_pure_python_can_be_forced_from_the_environment() -> None:
