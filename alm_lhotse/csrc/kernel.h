@@ -28,10 +28,6 @@ int append_new(PyObject *list, PyObject *obj);
 /* seg["key"] of a dict, borrowed; NULL with KeyError (or TypeError for a non-dict) set. */
 PyObject *require_item(PyObject *seg, PyObject *key);
 
-/* Where the element after inner[k] ends in the text inside a compact JSON array's
- * brackets: the next comma outside strings and nested values, or size. */
-Py_ssize_t element_end(const char *inner, Py_ssize_t size, Py_ssize_t k);
-
 #define ALM_FUNCTION(name) \
     PyObject *name(PyObject *self, PyObject *const *args, Py_ssize_t nargs); \
     extern const char name##_doc[]
@@ -47,6 +43,6 @@ ALM_FUNCTION(strip_all);              /* render.c */
 ALM_FUNCTION(first_doubtful_segment); /* segments.c */
 ALM_FUNCTION_O(segment_order);        /* segments.c */
 ALM_FUNCTION(supervisions);           /* supervisions.c */
-ALM_FUNCTION_O(array_to_lines);       /* supervisions.c */
+ALM_FUNCTION(json_lines);             /* supervisions.c */
 
 #endif

@@ -44,7 +44,7 @@ static PyMethodDef methods[] = {
      first_doubtful_segment_doc},
     {"segment_order", segment_order, METH_O, segment_order_doc},
     {"supervisions", (PyCFunction)(void (*)(void))supervisions, METH_FASTCALL, supervisions_doc},
-    {"array_to_lines", array_to_lines, METH_O, array_to_lines_doc},
+    {"json_lines", (PyCFunction)(void (*)(void))json_lines, METH_FASTCALL, json_lines_doc},
     {"render_windows", (PyCFunction)(void (*)(void))render_windows, METH_FASTCALL, render_windows_doc},
     {"strip_all", (PyCFunction)(void (*)(void))strip_all, METH_FASTCALL, strip_all_doc},
     {NULL, NULL, 0, NULL},

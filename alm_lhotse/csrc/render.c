@@ -4,6 +4,26 @@
  */
 #include "kernel.h"
 
+/* Where the element after inner[k] ends in the text inside a compact JSON array's
+ * brackets: the next comma outside strings and nested values, or size. */
+static Py_ssize_t element_end(const char *inner, Py_ssize_t size, Py_ssize_t k) {
+    Py_ssize_t depth = 0;
+    int in_string = 0;
+    for (; k < size; k++) {
+        char c = inner[k];
+        if (in_string) {
+            if (c == '\\') k++;
+            else if (c == '"') in_string = 0;
+            continue;
+        }
+        if (c == '"') in_string = 1;
+        else if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') depth--;
+        else if (c == ',' && depth == 0) return k;
+    }
+    return size;
+}
+
 const char element_offsets_doc[] =
     "element_offsets(array_json)\n"
     "--\n\n"
@@ -35,23 +55,6 @@ fail:
     return NULL;
 }
 
-Py_ssize_t element_end(const char *inner, Py_ssize_t size, Py_ssize_t k) {
-    Py_ssize_t depth = 0;
-    int in_string = 0;
-    for (; k < size; k++) {
-        char c = inner[k];
-        if (in_string) {
-            if (c == '\\') k++;
-            else if (c == '"') in_string = 0;
-            continue;
-        }
-        if (c == '"') in_string = 1;
-        else if (c == '{' || c == '[') depth++;
-        else if (c == '}' || c == ']') depth--;
-        else if (c == ',' && depth == 0) return k;
-    }
-    return size;
-}
 
 /* A dict without the keys in `drop` (the dict itself when it has none of them). */
 static PyObject *strip_fields(PyObject *obj, PyObject *drop) {

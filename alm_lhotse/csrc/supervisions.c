@@ -180,24 +180,36 @@ fail:
     return hand_back();
 }
 
-const char array_to_lines_doc[] =
-    "array_to_lines(array_json)\n"
+const char json_lines_doc[] =
+    "json_lines(items, dumps, option)\n"
     "--\n\n"
-    "JSON lines from a compact JSON array (orjson output): each element on its own line,\n"
-    "newline-terminated; b'' for an empty array.";
+    "b''.join(dumps(item, option=option) for item in items): JSON lines when `option`\n"
+    "asks orjson to append a newline; the loop without the interpreter.";
 
-PyObject *array_to_lines(PyObject *self, PyObject *arg) {
-    if (!PyBytes_Check(arg) || PyBytes_GET_SIZE(arg) < 2) {
-        PyErr_SetString(PyExc_TypeError, "array_to_lines expects the bytes of a JSON array");
+PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "json_lines(items: list, dumps, option)");
         return NULL;
     }
-    const char *buf = PyBytes_AS_STRING(arg) + 1;
-    Py_ssize_t size = PyBytes_GET_SIZE(arg) - 2;
-    if (size == 0) return PyBytes_FromStringAndSize(NULL, 0);
-    PyObject *out = PyBytes_FromStringAndSize(buf, size + 1);
-    if (!out) return NULL;
-    char *o = PyBytes_AS_STRING(out);
-    for (Py_ssize_t k = element_end(o, size, 0); k < size; k = element_end(o, size, k + 1)) o[k] = '\n';
-    o[size] = '\n';
+    PyObject *items = args[0], *dumps = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    /* orjson matches keyword names by identity: the name must be the interned string */
+    PyObject *option = PyUnicode_InternFromString("option");
+    PyObject *lines = PyList_New(n), *kwnames = option ? PyTuple_Pack(1, option) : NULL, *out = NULL;
+    Py_XDECREF(option);
+    if (!lines || !kwnames) goto done;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        PyObject *call[2] = {PyList_GET_ITEM(items, k), args[2]};
+        PyObject *line = PyObject_Vectorcall(dumps, call, 1, kwnames);
+        if (!line) goto done;
+        PyList_SET_ITEM(lines, k, line);
+    }
+    PyObject *empty = PyBytes_FromStringAndSize(NULL, 0), *join = PyUnicode_FromString("join");
+    if (empty && join) out = PyObject_CallMethodOneArg(empty, join, lines);
+    Py_XDECREF(empty);
+    Py_XDECREF(join);
+done:
+    Py_XDECREF(lines);
+    Py_XDECREF(kwnames);
     return out;
 }
