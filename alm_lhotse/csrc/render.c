@@ -55,7 +55,6 @@ fail:
     return NULL;
 }
 
-
 /* A dict without the keys in `drop` (the dict itself when it has none of them). */
 static PyObject *strip_fields(PyObject *obj, PyObject *drop) {
     if (!PyDict_Check(obj)) {

@@ -3,7 +3,6 @@
  */
 #include "kernel.h"
 
-
 static int set_steal(PyObject *dict, PyObject *key, PyObject *value) {
     if (!value) return -1;
     int r = PyDict_SetItem(dict, key, value);
