@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -23,10 +24,11 @@ from hypothesis import strategies as st
 from alm_lhotse import job, manifests, native, validation
 from alm_lhotse.compat import render_entry
 from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.job import run_job
 from alm_lhotse.overlap import filter_spans, filter_windows, kept_mask
 from alm_lhotse.process import process_entry
 from alm_lhotse.windows import build_windows
-from tests.conftest import require_kernel
+from tests.conftest import ORACLE, require_kernel, require_shared
 from tests.test_properties import PROPERTY, configs, entries
 
 
@@ -240,3 +242,20 @@ def test_compiled_supervisions_match_python(entry: dict, extra: dict, text: Any)
         assert orjson.dumps(cut) == orjson.dumps(_pure(manifests.window_cut_dict, w, built.segments, rec, "x.wav"))
     lines = job._jsonl(compiled)
     assert lines == _pure(job._jsonl, compiled)
+
+
+@pytest.mark.parametrize("name", ["random_seed1.input.jsonl.gz", "random_seed2_edge.input.jsonl.gz"])
+def test_whole_job_writes_the_same_bytes_on_both_paths(name: str, tmp_path: Path) -> None:
+    """Every output file of run_job (compatible JSONL, Lhotse manifests, rejects), byte
+    for byte, on the oracle's hostile inputs."""
+    require_shared()
+    require_kernel()
+    outputs = []
+    for pure in (False, True):
+        out = tmp_path / str(pure)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(native, "_PURE_PYTHON", pure)
+            run_job(ORACLE / name, out, WindowConfig(), OverlapConfig(), jobs=1, on_error="skip")
+        outputs.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
+    assert outputs[0] == outputs[1]
+    assert any(name.suffix == ".gz" for name in outputs[0])
