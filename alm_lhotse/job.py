@@ -44,8 +44,11 @@ CUTS_PART = "cuts_windows.jsonl.gz"
 REJECTS_PART = "rejects.jsonl"
 SUMMARY_PART = "summary.json"
 GZIP_LEVEL = _zlib.Z_DEFAULT_COMPRESSION  # isal accepts 0-3 only, zlib 0-9
-# run_job renders chunks of about this much input in memory before writing them.
+# run_job renders chunks of about this much input in memory before writing them, and
+# writes part of a chunk early once this much output is buffered (an unsplittable
+# gzipped manifest is one chunk).
 CHUNK_BYTES = 1 << 20
+FLUSH_BYTES = 32 << 20
 COMMIT_LOCK = ".alm.lock"
 
 
@@ -393,22 +396,25 @@ class OrderedFiles:
             self.turn = _Cell(0)
             self.offsets = [0] * len(names)
 
-    def write_chunk(self, index: int, chunks: Sequence[PieceBuffer]) -> None:
+    def write_chunk(self, index: int, chunks: Sequence[PieceBuffer], last: bool = True) -> None:
+        """Write what chunk ``index`` rendered; a chunk may write in several parts (its
+        turn passes to the next chunk with the ``last`` one), so a large chunk, such as
+        a gzipped manifest that cannot be split, never holds all its output."""
         if self.turn_changed is not None:
             with self.turn_changed:
                 self.turn_changed.wait_for(lambda: self.turn.value == index)
-                places = self._claim(chunks)
+                places = self._claim(chunks, last)
                 self.turn_changed.notify_all()
         else:
-            places = self._claim(chunks)
+            places = self._claim(chunks, last)
         for fd, data, offset in zip(self.fds, chunks, places):
             _write_pieces(fd, data.pieces, offset)
 
-    def _claim(self, chunks: Sequence[PieceBuffer]) -> list[int]:
+    def _claim(self, chunks: Sequence[PieceBuffer], last: bool) -> list[int]:
         places = list(self.offsets[: len(chunks)])
         for k, data in enumerate(chunks):
             self.offsets[k] += data.size
-        self.turn.value += 1
+        self.turn.value += last
         return places
 
     def close(self, commit: bool) -> None:
@@ -434,12 +440,21 @@ _FILES: Optional[OrderedFiles] = None
 def _render_chunk(args: tuple) -> Counts:
     index, slices, wcfg, ocfg, on_error, lhotse, prepare = args
     names = STREAMS if lhotse else STREAMS[:2]
-    buffers = {name: PieceBuffer() for name in names}
-    out = Sinks(buffers)
-    counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, None, prepare)
-    out.close()
+    buffers = [PieceBuffer() for _ in names]
+    out = Sinks(dict(zip(names, buffers)))
     assert _FILES is not None
-    _FILES.write_chunk(index, [buffers[n] for n in names])
+    files = _FILES
+
+    def write_when_large(_: int) -> None:
+        """After each entry: hand over what is buffered once it passes FLUSH_BYTES."""
+        if sum(b.size for b in buffers) >= FLUSH_BYTES:
+            files.write_chunk(index, buffers, last=False)
+            for b in buffers:
+                b.clear()
+
+    counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, write_when_large, prepare)
+    out.close()
+    files.write_chunk(index, buffers)
     return counts
 
 
@@ -458,6 +473,10 @@ class PieceBuffer:
     def writelines(self, pieces: Sequence[Piece]) -> None:
         self.pieces.extend(pieces)
         self.size += sum(map(len, pieces))
+
+    def clear(self) -> None:
+        self.pieces = []
+        self.size = 0
 
     def close(self) -> None:
         """Kept for the sinks' protocol; the pieces stay until written."""
@@ -519,7 +538,7 @@ def run_job(
     global _FILES
     output_dir = Path(output_dir)
     files = discover_manifests(paths)
-    chunks = plan_partitions(files, partition_bytes or CHUNK_BYTES)
+    chunks = plan_partitions(files, partition_bytes or CHUNK_BYTES, max_partitions=None)
     names = STREAMS if lhotse else STREAMS[:2]
     args = [(i, c, wcfg, ocfg, on_error, lhotse, prepare) for i, c in enumerate(chunks)]
     processes = min(jobs, len(args))

@@ -91,10 +91,13 @@ def origins(files: list[Path]) -> list[str]:
     return names
 
 
-def plan_partitions(files: list[Path], target_bytes: int = DEFAULT_PARTITION_BYTES) -> list[list[FileSlice]]:
-    """Group file slices into partitions of about ``target_bytes`` (at most MAX_PARTITIONS)."""
+def plan_partitions(
+    files: list[Path], target_bytes: int = DEFAULT_PARTITION_BYTES, max_partitions: Optional[int] = MAX_PARTITIONS
+) -> list[list[FileSlice]]:
+    """Group file slices into partitions of about ``target_bytes``; with ``max_partitions``
+    (the pipeline's bound on its task count) larger ones where there would be more."""
     total = sum(f.stat().st_size for f in files)
-    step = max(target_bytes, -(-total // MAX_PARTITIONS), 1)
+    step = max(target_bytes, -(-total // max_partitions) if max_partitions else 1, 1)
     partitions: list[list[FileSlice]] = []
     current: list[FileSlice] = []
     filled = 0

@@ -1,4 +1,4 @@
-"""run_job: the same outputs whatever the process count and chunk size."""
+"""run_job: the same outputs whatever the process count, chunk size and write-out size."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from alm_lhotse import ManifestError, OverlapConfig, WindowConfig, run_job
+from alm_lhotse import job as job_module
 from alm_lhotse.job import FINAL_NAMES
 
 OUTPUTS = sorted(FINAL_NAMES.values())
@@ -41,3 +42,22 @@ def test_failure_leaves_no_outputs(fixtures_dir: Path, tmp_path: Path) -> None:
             run_job(tmp_path / "in", tmp_path / "out", WindowConfig(), OverlapConfig(), jobs=jobs, partition_bytes=1)
         left = [p for p in (tmp_path / "out").rglob("*") if p.is_file()] if (tmp_path / "out").exists() else []
         assert left == []
+
+
+def test_large_chunks_write_in_parts_with_the_same_result(
+    fixtures_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A gzipped manifest is one chunk however large; it hands over its output in parts
+    (here after every entry) and the outputs are those of a run that does not."""
+    manifests = tmp_path / "in"
+    manifests.mkdir()
+    sample = (fixtures_dir / "sample_input.jsonl").read_bytes()
+    (manifests / "a.jsonl.gz").write_bytes(gzip.compress(sample * 3))
+    (manifests / "b.jsonl").write_bytes(sample)
+    expected = run_job(manifests, tmp_path / "whole", WindowConfig(), OverlapConfig(), jobs=1)
+    monkeypatch.setattr(job_module, "FLUSH_BYTES", 1)
+    for jobs in (1, 2):
+        out = tmp_path / f"parts{jobs}"
+        summary = run_job(manifests, out, WindowConfig(), OverlapConfig(), jobs=jobs, partition_bytes=5_000)
+        assert summary["windows"] == expected["windows"]
+        assert _outputs(out) == _outputs(tmp_path / "whole")
