@@ -20,6 +20,9 @@ MIN_SEGMENTS_PER_WINDOW = 2
 SPEAKER_SLOTS = 5
 NO_SPEAKER = "no-speaker"
 _PADDING = [0.0] * SPEAKER_SLOTS
+# The statistics' loss counters and their durations, in the order the builders return them.
+_LOST_KEYS = ("lost_bw", "lost_win", "lost_spk", "lost_no_spkr", "lost_next_seg_bm")
+_LOST_DUR_KEYS = tuple(f"dur_{key}" for key in _LOST_KEYS)
 
 
 @dataclass(slots=True)
@@ -243,23 +246,9 @@ def build_windows(entry: dict[str, Any], cfg: WindowConfig) -> EntryWindows:  # 
             del top[SPEAKER_SLOTS:]
         windows.append(Window(first, j, part, w_start, w_end, top))
 
-    stats.update(
-        lost_bw=lost_bw,
-        dur_lost_bw=dur_bw,
-        lost_spk=lost_spk,
-        dur_lost_spk=dur_spk,
-        lost_win=lost_win,
-        dur_lost_win=dur_win,
-        lost_no_spkr=lost_no_spkr,
-        dur_lost_no_spkr=dur_no_spkr,
-        lost_next_seg_bm=lost_next,
-        dur_lost_next_seg_bm=dur_next,
-    )
+    stats.update(zip(_LOST_KEYS, (lost_bw, lost_win, lost_spk, lost_no_spkr, lost_next)))
+    stats.update(zip(_LOST_DUR_KEYS, (dur_bw, dur_win, dur_spk, dur_no_spkr, dur_next)))
     return EntryWindows(segments, windows, lost, stats, events, False)
-
-
-_LOST_KEYS = ("lost_bw", "lost_win", "lost_spk", "lost_no_spkr", "lost_next_seg_bm")
-_LOST_DUR_KEYS = tuple(f"dur_{key}" for key in _LOST_KEYS)
 
 
 def _build_compiled(native: Any, segments: list, cfg: WindowConfig) -> Optional[tuple]:
