@@ -79,19 +79,22 @@ def _check_segment(seg: Any, where: str) -> None:
 _NUMBERS = (int, float)
 
 
+def _span_looks_valid(obj: dict) -> bool:
+    """Cheap twin of ``_check_span``: number times, ``0 <= start <= end``."""
+    start = obj.get("start")
+    end = obj.get("end")
+    return type(start) in _NUMBERS and type(end) in _NUMBERS and 0 <= start <= end
+
+
+def _optional_str(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
 def _segment_looks_valid(seg: Any) -> bool:
     """Cheap yes for the common, well-formed segment; a no is explained by ``_check_segment``."""
-    if type(seg) is not dict:
+    if type(seg) is not dict or not _span_looks_valid(seg):
         return False
-    start = seg.get("start")
-    end = seg.get("end")
-    if type(start) not in _NUMBERS or type(end) not in _NUMBERS or not (0 <= start <= end):
-        return False
-    speaker = seg.get("speaker")
-    if speaker is not None and type(speaker) is not str:
-        return False
-    text = seg.get("text")
-    if text is not None and type(text) is not str:
+    if not (_optional_str(seg.get("speaker")) and _optional_str(seg.get("text"))):
         return False
     metrics = seg.get("metrics")
     if metrics is not None:
@@ -107,17 +110,7 @@ def _segment_looks_valid(seg: Any) -> bool:
         return "words" not in seg
     if type(words) is not list:
         return False
-    for w in words:
-        if type(w) is not dict:
-            return False
-        ws = w.get("start")
-        we = w.get("end")
-        if type(ws) not in _NUMBERS or type(we) not in _NUMBERS or not (0 <= ws <= we):
-            return False
-        token = w.get("word")
-        if token is not None and type(token) is not str:
-            return False
-    return True
+    return all(type(w) is dict and _span_looks_valid(w) and _optional_str(w.get("word")) for w in words)
 
 
 def validate_entry(entry: Any) -> None:
