@@ -347,10 +347,8 @@ const char build_entry_doc[] =
     "dur_next), total_dur).";
 
 PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 14 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "build_entry takes 14 arguments, segments first (a list)");
-        return NULL;
-    }
+    if (nargs != 14 || !PyList_Check(args[0]))
+        return usage_error("build_entry takes 14 arguments, segments first (a list)");
     PyObject *segments = args[0], *min_bw = args[1];
     double max_d = PyFloat_AsDouble(args[2]), min_d = PyFloat_AsDouble(args[3]);
     Py_ssize_t max_spk = PyLong_AsSsize_t(args[4]), min_spk = PyLong_AsSsize_t(args[5]);

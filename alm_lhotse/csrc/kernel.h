@@ -22,6 +22,9 @@ extern PyObject *CORE_KEYS;
 
 PyObject *hand_back(void);
 
+/* TypeError(usage) for a call with the wrong arguments; returns NULL. */
+PyObject *usage_error(const char *usage);
+
 /* list.append(obj) of a new reference (NULL: an error already set), which is released. */
 int append_new(PyObject *list, PyObject *obj);
 

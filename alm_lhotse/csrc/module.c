@@ -19,6 +19,11 @@ PyObject *hand_back(void) {
     return NULL;
 }
 
+PyObject *usage_error(const char *usage) {
+    PyErr_SetString(PyExc_TypeError, usage);
+    return NULL;
+}
+
 int append_new(PyObject *list, PyObject *obj) {
     if (!obj) return -1;
     int r = PyList_Append(list, obj);

@@ -26,10 +26,8 @@ const char overlap_filter_doc[] =
     "distance of a kept one: the caller decides it with the reference's round().";
 
 PyObject *overlap_filter(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "overlap_filter(spans: list, threshold, target_duration)");
-        return NULL;
-    }
+    if (nargs != 3 || !PyList_Check(args[0]))
+        return usage_error("overlap_filter(spans: list, threshold, target_duration)");
     PyObject *spans = args[0];
     double threshold = PyFloat_AsDouble(args[1]), target = PyFloat_AsDouble(args[2]);
     if (PyErr_Occurred()) return NULL;

@@ -32,10 +32,7 @@ const char element_offsets_doc[] =
     "is inner[offsets[k] : offsets[k + 1] - 1].";
 
 PyObject *element_offsets(PyObject *self, PyObject *arg) {
-    if (!PyBytes_Check(arg)) {
-        PyErr_SetString(PyExc_TypeError, "element_offsets expects bytes");
-        return NULL;
-    }
+    if (!PyBytes_Check(arg)) return usage_error("element_offsets expects bytes");
     const char *buf = PyBytes_AS_STRING(arg);
     Py_ssize_t size = PyBytes_GET_SIZE(arg);
     if (size < 2 || buf[0] != '[' || buf[size - 1] != ']') {
@@ -96,10 +93,8 @@ const char strip_all_doc[] =
     "of the fields in `drop`, else a copy without them. None unless every segment is a dict.";
 
 PyObject *strip_all(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyList_Check(args[0]) || !PyAnySet_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "strip_all(segments: list, drop: set)");
-        return NULL;
-    }
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyAnySet_Check(args[1]))
+        return usage_error("strip_all(segments: list, drop: set)");
     Py_ssize_t n = PyList_GET_SIZE(args[0]);
     PyObject *out = PyList_New(n);
     if (!out) return NULL;
@@ -139,10 +134,8 @@ const char render_windows_doc[] =
 
 PyObject *render_windows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6 || !PyBytes_Check(args[0]) || !PyList_Check(args[1]) || !PyList_Check(args[2]) ||
-        !PyList_Check(args[3]) || !PyAnySet_Check(args[4])) {
-        PyErr_SetString(PyExc_TypeError, "render_windows(array: bytes, offsets: list, windows: list, kept: list, drop: set, dumps)");
-        return NULL;
-    }
+        !PyList_Check(args[3]) || !PyAnySet_Check(args[4]))
+        return usage_error("render_windows(array: bytes, offsets: list, windows: list, kept: list, drop: set, dumps)");
     if (PyBytes_GET_SIZE(args[0]) < 2) {
         PyErr_SetString(PyExc_ValueError, "render_windows expects a JSON array");
         return NULL;

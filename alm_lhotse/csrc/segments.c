@@ -74,10 +74,8 @@ const char first_doubtful_segment_doc[] =
     "pass (alm_lhotse.validation._segment_looks_valid), or len(segments).";
 
 PyObject *first_doubtful_segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 2 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "first_doubtful_segment(segments: list, start: int)");
-        return NULL;
-    }
+    if (nargs != 2 || !PyList_Check(args[0]))
+        return usage_error("first_doubtful_segment(segments: list, start: int)");
     Py_ssize_t k = PyLong_AsSsize_t(args[1]);
     if (k == -1 && PyErr_Occurred()) return NULL;
     for (; k < PyList_GET_SIZE(args[0]); k++) {

@@ -147,10 +147,8 @@ const char supervisions_doc[] =
     "builder then raises the precise error.";
 
 PyObject *supervisions(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 6 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "supervisions(segments: list, rec_id: str, shift, first, stop, part)");
-        return NULL;
-    }
+    if (nargs != 6 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1]))
+        return usage_error("supervisions(segments: list, rec_id: str, shift, first, stop, part)");
     PyObject *segments = args[0], *rec_id = args[1], *shift = args[2], *part = args[5];
     Py_ssize_t first = PyLong_AsSsize_t(args[3]), stop = PyLong_AsSsize_t(args[4]);
     if (PyErr_Occurred()) return NULL;
@@ -186,10 +184,7 @@ const char json_lines_doc[] =
     "asks orjson to append a newline; the loop without the interpreter.";
 
 PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyList_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "json_lines(items: list, dumps, option)");
-        return NULL;
-    }
+    if (nargs != 3 || !PyList_Check(args[0])) return usage_error("json_lines(items: list, dumps, option)");
     PyObject *items = args[0], *dumps = args[1];
     Py_ssize_t n = PyList_GET_SIZE(items);
     /* orjson matches keyword names by identity: the name must be the interned string */
