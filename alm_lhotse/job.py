@@ -278,12 +278,13 @@ def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, kept: list,
     rec = recording_dict(entry, rec_id)
     if out.recordings is not None:
         out.recordings.write(_line(rec))
-    by_index = None
+    sups = None
     if out.supervisions is not None:
         sups = supervision_dicts({**entry, "segments": segments}, rec_id)
         out.supervisions.write(_jsonl(sups))
-        by_index = {sup["custom"]["segment_index"]: sup for sup in sups}
     if out.cuts is not None and kept:
+        # Cuts reuse the recording's supervisions where both are written (run_job).
+        by_index = None if sups is None else {sup["custom"]["segment_index"]: sup for sup in sups}
         out.cuts.write(_jsonl(window_cut_dict(w, segments, rec, entry["audio_filepath"], by_index) for w in kept))
 
 
