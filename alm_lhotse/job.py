@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 from alm_lhotse.compat import Piece, render_pieces
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import InvalidEntry, ManifestError, OutputError
-from alm_lhotse.manifests import recording_dict, recording_id, supervision_dicts, window_cut_dict
+from alm_lhotse.manifests import recording_dict, recording_id, supervision_lines, window_cut_line
 from alm_lhotse.native import kernel
 from alm_lhotse.partitions import FileSlice, iter_slice_lines
 from alm_lhotse.process import process_entry
@@ -166,14 +166,6 @@ def _line(item: dict[str, Any]) -> bytes:
     return orjson.dumps(item, option=orjson.OPT_APPEND_NEWLINE)
 
 
-def _jsonl(items: Iterable[dict[str, Any]]) -> bytes:
-    """JSON lines of ``items`` (the loop in C where the kernel is built)."""
-    native = kernel()
-    if native is not None:
-        return native.json_lines(list(items), orjson.dumps, orjson.OPT_APPEND_NEWLINE)
-    return b"".join(map(_line, items))
-
-
 def process_slices(
     slices: Sequence[FileSlice],
     wcfg: WindowConfig,
@@ -278,14 +270,11 @@ def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, kept: list,
     rec = recording_dict(entry, rec_id)
     if out.recordings is not None:
         out.recordings.write(_line(rec))
-    sups = None
     if out.supervisions is not None:
-        sups = supervision_dicts({**entry, "segments": segments}, rec_id)
-        out.supervisions.write(_jsonl(sups))
+        out.supervisions.write(supervision_lines({**entry, "segments": segments}, rec_id))
     if out.cuts is not None and kept:
-        # Cuts reuse the recording's supervisions where both are written (run_job).
-        by_index = None if sups is None else {sup["custom"]["segment_index"]: sup for sup in sups}
-        out.cuts.write(_jsonl(window_cut_dict(w, segments, rec, entry["audio_filepath"], by_index) for w in kept))
+        audio_filepath = entry["audio_filepath"]
+        out.cuts.write(b"".join([window_cut_line(w, segments, rec, audio_filepath) for w in kept]))
 
 
 def concatenate(parts: Iterable[Path], target: IO[bytes]) -> None:

@@ -20,11 +20,16 @@ import re
 from pathlib import PurePath
 from typing import Any, Optional
 
+import orjson
+
 from alm_lhotse.native import kernel
 from alm_lhotse.windows import Window
 
 SEGMENT_CORE_FIELDS = ("start", "end", "speaker", "text", "words")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_LINE = orjson.OPT_APPEND_NEWLINE
+_CUT_SUPERVISIONS = b'"supervisions":['
+
 
 
 def recording_id(audio_filepath: str, origin: str) -> str:
@@ -120,30 +125,51 @@ def supervision_dicts(entry: dict[str, Any], rec_id: str) -> list[dict[str, Any]
     ]
 
 
+def supervision_lines(entry: dict[str, Any], rec_id: str) -> bytes:
+    """JSON lines of ``supervision_dicts``: what the supervisions manifest holds of one
+    entry. The kernel writes them without building the dicts."""
+    segments = entry["segments"]
+    native = kernel()
+    if native is not None and type(segments) is list:
+        lines = native.supervisions_json(segments, rec_id, 0, 0, len(segments), None, orjson.dumps, b"\n", 0, b"\n")
+        if lines is not None:
+            return b"" if lines == b"\n" else lines
+    return b"".join(orjson.dumps(sup, option=_LINE) for sup in supervision_dicts(entry, rec_id))
+
+
 def window_id(rec_id: str, window: Window) -> str:
     return f"{rec_id}-win{window.first:05d}"
 
 
-def window_cut_dict(
-    window: Window,
-    segments: list[dict[str, Any]],
-    rec: dict[str, Any],
-    audio_filepath: str,
-    recording_supervisions: Optional[dict[int, dict[str, Any]]] = None,
-) -> dict[str, Any]:
-    """A ``MonoCut`` spanning one window; zero-length (fully truncated) segments are left out.
-
-    ``recording_supervisions`` (by segment index, as ``supervision_dicts`` made them) are
-    reused, with the start moved into the window, for segments without words: their
-    dicts differ in nothing else.
-    """
+def window_cut_dict(window: Window, segments: list[dict[str, Any]], rec: dict[str, Any], audio_filepath: str) -> dict[str, Any]:
+    """A ``MonoCut`` spanning one window; zero-length (fully truncated) segments are left out."""
     rec_id = rec["id"]
     native = kernel()
     sups = None
     if native is not None and type(segments) is list:
         sups = native.supervisions(segments, rec_id, window.start, window.first, window.stop, window.part)
     if sups is None:
-        sups = _window_supervisions(window, segments, rec_id, recording_supervisions or {})
+        sups = _window_supervisions(window, segments, rec_id)
+    return _cut_dict(window, sups, rec, audio_filepath)
+
+
+def window_cut_line(window: Window, segments: list[dict[str, Any]], rec: dict[str, Any], audio_filepath: str) -> bytes:
+    """``window_cut_dict`` as one JSON line; the kernel writes the supervisions into the
+    serialised cut without building their dicts."""
+    native = kernel()
+    if native is not None and type(segments) is list:
+        frame = orjson.dumps(_cut_dict(window, [], rec, audio_filepath), option=_LINE)
+        at = frame.index(_CUT_SUPERVISIONS) + len(_CUT_SUPERVISIONS)
+        line = native.supervisions_json(
+            segments, rec["id"], window.start, window.first, window.stop, window.part, orjson.dumps, frame, at, b","
+        )
+        if line is not None:
+            return line
+    return orjson.dumps(window_cut_dict(window, segments, rec, audio_filepath), option=_LINE)
+
+
+def _cut_dict(window: Window, sups: list[dict[str, Any]], rec: dict[str, Any], audio_filepath: str) -> dict[str, Any]:
+    rec_id = rec["id"]
     return {
         "id": window_id(rec_id, window),
         "start": window.start,
@@ -164,21 +190,14 @@ def window_cut_dict(
     }
 
 
-def _window_supervisions(
-    window: Window, segments: list[dict[str, Any]], rec_id: str, known: dict[int, dict[str, Any]]
-) -> list[dict[str, Any]]:
+def _window_supervisions(window: Window, segments: list[dict[str, Any]], rec_id: str) -> list[dict[str, Any]]:
     """A window's supervisions in its frame (pure Python; the kernel builds the same)."""
     shift = window.start
-    sups = []
-    for i in range(window.first, window.stop):
-        seg = segments[i]
-        if not seg["end"] > seg["start"]:
-            continue
-        base = known.get(i)
-        if base is not None and "alignment" not in base:
-            sups.append({**base, "start": seg["start"] - shift})
-        else:
-            sups.append(supervision_dict(seg, rec_id, i, shift))
+    sups = [
+        supervision_dict(segments[i], rec_id, i, shift)
+        for i in range(window.first, window.stop)
+        if segments[i]["end"] > segments[i]["start"]
+    ]
     part = window.part
     if part is not None and part["end"] > part["start"]:
         sups.append(supervision_dict(part, rec_id, window.stop, shift))

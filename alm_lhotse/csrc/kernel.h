@@ -18,7 +18,7 @@
 extern PyObject *KEY_START, *KEY_END, *KEY_SPEAKER, *KEY_METRICS, *KEY_BANDWIDTH, *KEY_TEXT, *KEY_WORDS, *KEY_WORD;
 extern PyObject *KEY_ID, *KEY_RECORDING_ID, *KEY_DURATION, *KEY_CHANNEL, *KEY_CUSTOM, *KEY_ALIGNMENT;
 extern PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WORD_ENDS, *EMPTY_STR, *ZERO;
-extern PyObject *CORE_KEYS;
+extern PyObject *CORE_KEYS, *ADDED_KEYS;
 
 PyObject *hand_back(void);
 
@@ -30,6 +30,26 @@ int append_new(PyObject *list, PyObject *obj);
 
 /* seg["key"] of a dict, borrowed; NULL with KeyError (or TypeError for a non-dict) set. */
 PyObject *require_item(PyObject *seg, PyObject *key);
+
+/* Where the element at inner[k] ends in the text inside a compact JSON array's brackets
+ * (orjson output): the next comma outside strings and nested values, or size. */
+static inline Py_ssize_t json_element_end(const char *inner, Py_ssize_t size, Py_ssize_t k) {
+    Py_ssize_t depth = 0;
+    int in_string = 0;
+    for (; k < size; k++) {
+        char c = inner[k];
+        if (in_string) {
+            if (c == '\\') k++;
+            else if (c == '"') in_string = 0;
+            continue;
+        }
+        if (c == '"') in_string = 1;
+        else if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') depth--;
+        else if (c == ',' && depth == 0) return k;
+    }
+    return size;
+}
 
 #define ALM_FUNCTION(name) \
     PyObject *name(PyObject *self, PyObject *const *args, Py_ssize_t nargs); \
@@ -46,6 +66,6 @@ ALM_FUNCTION(strip_all);              /* render.c */
 ALM_FUNCTION(first_doubtful_segment); /* segments.c */
 ALM_FUNCTION_O(segment_order);        /* segments.c */
 ALM_FUNCTION(supervisions);           /* supervisions.c */
-ALM_FUNCTION(json_lines);             /* supervisions.c */
+ALM_FUNCTION(supervisions_json);      /* supjson.c */
 
 #endif

@@ -7,7 +7,7 @@
 PyObject *KEY_START, *KEY_END, *KEY_SPEAKER, *KEY_METRICS, *KEY_BANDWIDTH, *KEY_TEXT, *KEY_WORDS, *KEY_WORD;
 PyObject *KEY_ID, *KEY_RECORDING_ID, *KEY_DURATION, *KEY_CHANNEL, *KEY_CUSTOM, *KEY_ALIGNMENT;
 PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WORD_ENDS, *EMPTY_STR, *ZERO;
-PyObject *CORE_KEYS;
+PyObject *CORE_KEYS, *ADDED_KEYS;
 
 /* After an ordinary exception, None: the pure-Python builder reruns the entry and raises
  * the same error, at the same point, with its own message. Memory errors propagate. */
@@ -49,7 +49,7 @@ static PyMethodDef methods[] = {
      first_doubtful_segment_doc},
     {"segment_order", segment_order, METH_O, segment_order_doc},
     {"supervisions", (PyCFunction)(void (*)(void))supervisions, METH_FASTCALL, supervisions_doc},
-    {"json_lines", (PyCFunction)(void (*)(void))json_lines, METH_FASTCALL, json_lines_doc},
+    {"supervisions_json", (PyCFunction)(void (*)(void))supervisions_json, METH_FASTCALL, supervisions_json_doc},
     {"render_windows", (PyCFunction)(void (*)(void))render_windows, METH_FASTCALL, render_windows_doc},
     {"strip_all", (PyCFunction)(void (*)(void))strip_all, METH_FASTCALL, strip_all_doc},
     {NULL, NULL, 0, NULL},
@@ -84,7 +84,10 @@ PyMODINIT_FUNC PyInit__kernel(void) {
     PyObject *core = Py_BuildValue("(OOOOO)", KEY_START, KEY_END, KEY_SPEAKER, KEY_TEXT, KEY_WORDS);
     CORE_KEYS = core ? PyFrozenSet_New(core) : NULL;
     Py_XDECREF(core);
-    if (!CORE_KEYS || !KEY_START || !KEY_END || !KEY_SPEAKER || !KEY_METRICS || !KEY_BANDWIDTH || !KEY_TEXT || !KEY_WORDS ||
+    PyObject *added = Py_BuildValue("(OOOO)", KEY_SOURCE_START, KEY_SOURCE_END, KEY_SEGMENT_INDEX, KEY_WORD_ENDS);
+    ADDED_KEYS = added ? PyFrozenSet_New(added) : NULL;
+    Py_XDECREF(added);
+    if (!CORE_KEYS || !ADDED_KEYS || !KEY_START || !KEY_END || !KEY_SPEAKER || !KEY_METRICS || !KEY_BANDWIDTH || !KEY_TEXT || !KEY_WORDS ||
         !KEY_WORD || !KEY_ID || !KEY_RECORDING_ID || !KEY_DURATION || !KEY_CHANNEL || !KEY_CUSTOM ||
         !KEY_ALIGNMENT || !KEY_SOURCE_START || !KEY_SOURCE_END || !KEY_SEGMENT_INDEX || !KEY_WORD_ENDS ||
         !EMPTY_STR || !ZERO)

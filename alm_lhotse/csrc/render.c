@@ -4,26 +4,6 @@
  */
 #include "kernel.h"
 
-/* Where the element after inner[k] ends in the text inside a compact JSON array's
- * brackets: the next comma outside strings and nested values, or size. */
-static Py_ssize_t element_end(const char *inner, Py_ssize_t size, Py_ssize_t k) {
-    Py_ssize_t depth = 0;
-    int in_string = 0;
-    for (; k < size; k++) {
-        char c = inner[k];
-        if (in_string) {
-            if (c == '\\') k++;
-            else if (c == '"') in_string = 0;
-            continue;
-        }
-        if (c == '"') in_string = 1;
-        else if (c == '{' || c == '[') depth++;
-        else if (c == '}' || c == ']') depth--;
-        else if (c == ',' && depth == 0) return k;
-    }
-    return size;
-}
-
 const char element_offsets_doc[] =
     "element_offsets(array_json)\n"
     "--\n\n"
@@ -42,7 +22,7 @@ PyObject *element_offsets(PyObject *self, PyObject *arg) {
     PyObject *offsets = PyList_New(0);
     Py_ssize_t inner = size - 2;
     if (!offsets) return NULL;
-    for (Py_ssize_t k = 0; k < inner; k = element_end(buf + 1, inner, k) + 1) {
+    for (Py_ssize_t k = 0; k < inner; k = json_element_end(buf + 1, inner, k) + 1) {
         if (append_new(offsets, PyLong_FromSsize_t(k)) < 0) goto fail;
     }
     if (append_new(offsets, PyLong_FromSsize_t(inner + 1)) < 0) goto fail;

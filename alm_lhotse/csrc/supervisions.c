@@ -1,5 +1,5 @@
 /*
- * Lhotse supervision dicts (alm_lhotse.manifests.supervision_dict) and JSON lines.
+ * Lhotse supervision dicts (alm_lhotse.manifests.supervision_dict).
  */
 #include "kernel.h"
 
@@ -175,35 +175,4 @@ PyObject *supervisions(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 fail:
     Py_DECREF(out);
     return hand_back();
-}
-
-const char json_lines_doc[] =
-    "json_lines(items, dumps, option)\n"
-    "--\n\n"
-    "b''.join(dumps(item, option=option) for item in items): JSON lines when `option`\n"
-    "asks orjson to append a newline; the loop without the interpreter.";
-
-PyObject *json_lines(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyList_Check(args[0])) return usage_error("json_lines(items: list, dumps, option)");
-    PyObject *items = args[0], *dumps = args[1];
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    /* orjson matches keyword names by identity: the name must be the interned string */
-    PyObject *option = PyUnicode_InternFromString("option");
-    PyObject *lines = PyList_New(n), *kwnames = option ? PyTuple_Pack(1, option) : NULL, *out = NULL;
-    Py_XDECREF(option);
-    if (!lines || !kwnames) goto done;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        PyObject *call[2] = {PyList_GET_ITEM(items, k), args[2]};
-        PyObject *line = PyObject_Vectorcall(dumps, call, 1, kwnames);
-        if (!line) goto done;
-        PyList_SET_ITEM(lines, k, line);
-    }
-    PyObject *empty = PyBytes_FromStringAndSize(NULL, 0), *join = PyUnicode_FromString("join");
-    if (empty && join) out = PyObject_CallMethodOneArg(empty, join, lines);
-    Py_XDECREF(empty);
-    Py_XDECREF(join);
-done:
-    Py_XDECREF(lines);
-    Py_XDECREF(kwnames);
-    return out;
 }
