@@ -1,10 +1,11 @@
 """Run partitions of input through the core and write every output of the product.
 
-``run_partition`` is the unit of work shared by the Luigi tasks, the recipe and the
-benchmark: it streams its slices entry by entry (memory does not grow with input size)
-and writes part files that ``merge_parts`` concatenates, in partition order, into the
-final outputs. Part files are deterministic (gzip members carry no timestamp), so a
-resumed run produces byte-identical results.
+``run_job`` does a whole job in one call (the recipe, the CLI, the benchmark) and writes
+the final outputs directly. ``run_partition`` is the Luigi tasks' checkpointed unit of
+work: it streams its slices entry by entry (memory does not grow with input size) and
+writes part files that ``merge_parts`` concatenates, in partition order, into the final
+outputs. Part files are deterministic (gzip members carry no timestamp), so a resumed
+run produces byte-identical results.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import orjson
 
@@ -241,25 +242,28 @@ def run_partition(
     slices: Sequence[FileSlice],
     wcfg: WindowConfig,
     ocfg: OverlapConfig,
-    directory: Path,
+    directories: Mapping[Path, Sequence[str]],
     on_error: str = "fail",
-    lhotse: bool = True,
     progress: Optional[Callable[[int], Any]] = None,
     prepare: Optional[EntryHook] = None,
-    streams: Optional[Sequence[str]] = None,
 ) -> Counts:
-    """Process ``slices`` into part files in ``directory`` (plus its ``summary.json``),
-    for ``merge_parts``; the pipeline's checkpointed unit of work. ``streams`` picks the
-    part files to write (default: all, without the Lhotse ones when ``lhotse`` is off)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    names = streams or (STREAMS if lhotse else STREAMS[:2])
-    targets = {name: open(directory / name, "wb", buffering=1 << 20) for name in names}
+    """Process ``slices`` in one pass into part files for ``merge_parts``: each directory
+    gets the part files of its streams and the partition's counts (``summary.json``).
+    The pipeline's checkpointed unit of work: its conversion and its windows are separate
+    checkpoints, which one pass can write together."""
+    targets: dict[str, IO[bytes]] = {}
+    for directory, names in directories.items():
+        directory.mkdir(parents=True, exist_ok=True)
+        targets.update((name, open(directory / name, "wb", buffering=1 << 20)) for name in names)
     out = Sinks(targets)
+    lhotse = any(name in targets for name in (RECORDINGS_PART, SUPERVISIONS_PART, CUTS_PART))
     try:
         counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, progress, prepare)
     finally:
         out.close()
-    (directory / SUMMARY_PART).write_bytes(orjson.dumps(counts.to_dict()))
+    summary = orjson.dumps(counts.to_dict())
+    for directory in directories:
+        (directory / SUMMARY_PART).write_bytes(summary)
     return counts
 
 

@@ -201,7 +201,7 @@ class AlmDiscover(luigi.Task):
 
 class _PartitionTask(luigi.Task):
     """What both halves of a partition share: where its slices come from, and running
-    ``run_partition`` into a temp directory that appears by one atomic rename."""
+    ``run_partition`` into temp directories that appear by atomic renames."""
 
     manifest_path = luigi.Parameter()
     work_dir = luigi.Parameter()
@@ -209,9 +209,10 @@ class _PartitionTask(luigi.Task):
     partition_bytes = luigi.IntParameter()
     index = luigi.IntParameter(description="Partition number in the plan.")
     count = luigi.IntParameter(significant=False, default=0, description="Number of partitions (for progress).")
+    convert_key = luigi.Parameter(description="Hash of this partition's slices, file stats, on_error and sort_segments.")
+    part_key = luigi.Parameter(description="Hash of this partition's slices, file stats and parameters.")
 
-    STAGE = "partition"
-    on_error: str  # a parameter of each subclass
+    on_error: str  # a parameter of AlmParameters
 
     def discovery(self) -> AlmDiscover:
         return self.clone(AlmDiscover)
@@ -220,80 +221,93 @@ class _PartitionTask(luigi.Task):
         plan = self.discovery().plan()
         return [FileSlice(**sl) for sl in plan["partitions"][self.index]]
 
-    def _run_into(self, final: Path, wcfg: WindowConfig, ocfg: OverlapConfig, streams: tuple[str, ...]) -> None:
-        tmp = final.with_name(f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}")
-        remove_tree(tmp)
+    def convert_dir(self) -> Path:
+        return Path(self.work_dir) / "convert" / self.convert_key
+
+    def part_dir(self) -> Path:
+        return Path(self.work_dir) / "parts" / self.part_key
+
+    def windows_done(self) -> bool:
+        """Part files exist, or they were merged into the current final outputs (and then
+        removed): a concurrent run of the same job must not see its parts vanish."""
+        if (self.part_dir() / PART_WALL).exists():
+            return True
+        return self.part_key in merged_parts(Path(self.work_dir).parent)
+
+    def _run_into(self, stage: str, outputs: dict[Path, tuple[str, ...]], wcfg: WindowConfig, ocfg: OverlapConfig) -> None:
+        """One pass over the slices writing each final directory's streams, published in
+        the order given (a conversion before the windows made from it)."""
+        temps = {final: final.with_name(f".{final.name}.tmp-{socket.gethostname()}-{os.getpid()}") for final in outputs}
+        for tmp in temps.values():
+            remove_tree(tmp)
         started = time.perf_counter()
         slices = self.slices()
-        progress = Progress(self, _estimate_entries(slices))
+        progress = Progress(self, stage, _estimate_entries(slices))
         try:
-            run_partition(slices, wcfg, ocfg, tmp, on_error=self.on_error, progress=progress, streams=streams)
-            (tmp / PART_WALL).write_bytes(orjson.dumps({"wall_s": time.perf_counter() - started}))
+            run_partition(
+                slices, wcfg, ocfg, {temps[final]: streams for final, streams in outputs.items()},
+                on_error=self.on_error, progress=progress,
+            )
+            # Each checkpoint records its share of the pass, so the summary's total is its wall time.
+            wall = orjson.dumps({"wall_s": (time.perf_counter() - started) / len(temps)})
+            for tmp in temps.values():
+                (tmp / PART_WALL).write_bytes(wall)
             progress.close()
-            _publish_dir(tmp, final)
+            for final, tmp in temps.items():
+                _publish_dir(tmp, final)
         except BaseException:
             progress.close()
-            remove_tree(tmp)
+            for tmp in temps.values():
+                remove_tree(tmp)
             raise
 
 
-class AlmConvert(_PartitionTask):
+class AlmConvert(AlmParameters, _PartitionTask):
     """One partition's conversion: read, validate, and write its Lhotse recordings and
-    supervisions and its rejected lines. Keyed by the input and the two parameters that
-    change these files, so other window or overlap parameters reuse it; kept after the merge."""
+    supervisions and its rejected lines. Its output is keyed by the input and the two
+    parameters that change these files, so other window or overlap parameters reuse it;
+    kept after the merge.
 
-    convert_key = luigi.Parameter(description="Hash of this partition's slices, file stats, on_error and sort_segments.")
-    on_error = luigi.ChoiceParameter(choices=ON_ERROR_CHOICES)
-    sort_segments = luigi.BoolParameter(description="Supervisions follow the (sorted) segment order.")
-
-    STAGE = "conversion"
+    The same pass also builds the partition's windows (the ``AlmPart`` checkpoint) when
+    they are not there yet, so a first run reads and parses every line once."""
 
     def requires(self) -> AlmDiscover:
         return self.discovery()
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(convert_dir(Path(self.work_dir), self.convert_key)))
+        return luigi.LocalTarget(str(self.convert_dir()))
 
     def complete(self) -> bool:
-        return (Path(self.output().path) / PART_WALL).exists()
+        return (self.convert_dir() / PART_WALL).exists()
 
     def run(self) -> None:
-        # The shared loop builds windows too; none are written, so default values serve.
-        wcfg = WindowConfig(sort_segments=self.sort_segments)
-        self._run_into(Path(self.output().path), wcfg, OverlapConfig(), CONVERT_STREAMS)
+        if self.windows_done():
+            # Windows are not written, so default values serve (the loop builds none).
+            wcfg = WindowConfig(sort_segments=self.sort_segments)
+            self._run_into("conversion", {self.convert_dir(): CONVERT_STREAMS}, wcfg, OverlapConfig())
+        else:
+            outputs = {self.convert_dir(): CONVERT_STREAMS, self.part_dir(): WINDOW_STREAMS}
+            self._run_into("partition", outputs, self.window_config(), self.overlap_config())
 
 
 class AlmPart(AlmParameters, _PartitionTask):
     """One partition's windows: build windows, filter overlaps and write the compatible
-    JSONL and the window cuts (recording ids as in its ``AlmConvert``)."""
-
-    part_key = luigi.Parameter(description="Hash of this partition's slices, file stats and parameters.")
-    convert_key = luigi.Parameter(description="Key of the partition's AlmConvert.")
+    JSONL and the window cuts (recording ids as in its ``AlmConvert``). Nothing to do
+    when its ``AlmConvert`` made them in the same pass."""
 
     def requires(self) -> AlmConvert:
         """The same partition's conversion: every parameter it has is passed from here."""
         return self.clone(AlmConvert)
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(part_dir(Path(self.work_dir), self.part_key)))
+        return luigi.LocalTarget(str(self.part_dir()))
 
     def complete(self) -> bool:
-        """Part files exist, or they were merged into the current final outputs (and then
-        removed): a concurrent run of the same job must not see its parts vanish."""
-        if (Path(self.output().path) / PART_WALL).exists():
-            return True
-        return self.part_key in merged_parts(Path(self.work_dir).parent)
+        return self.windows_done()
 
     def run(self) -> None:
-        self._run_into(Path(self.output().path), self.window_config(), self.overlap_config(), WINDOW_STREAMS)
-
-
-def part_dir(work_dir: Path, part_key: str) -> Path:
-    return work_dir / "parts" / part_key
-
-
-def convert_dir(work_dir: Path, convert_key: str) -> Path:
-    return work_dir / "convert" / convert_key
+        if not self.windows_done():
+            self._run_into("windows", {self.part_dir(): WINDOW_STREAMS}, self.window_config(), self.overlap_config())
 
 
 def read_marker(final_dir: Path) -> dict[str, Any]:
@@ -349,7 +363,7 @@ def _local_run() -> bool:
 class Progress:
     """Per-entry callback: a tqdm bar in local runs, throttled scheduler updates always."""
 
-    def __init__(self, task: _PartitionTask, total: Optional[int]) -> None:
+    def __init__(self, task: _PartitionTask, stage: str, total: Optional[int]) -> None:
         self.task = task
         self.total = total
         self.done = 0
@@ -358,7 +372,7 @@ class Progress:
         if _local_run():
             from tqdm import tqdm
 
-            label = f"{task.STAGE} {task.index + 1}" + (f"/{task.count}" if task.count else "")
+            label = f"{stage} {task.index + 1}" + (f"/{task.count}" if task.count else "")
             self.bar = tqdm(total=total, desc=label, unit=" entries", leave=False, mininterval=0.5, file=sys.stderr)
 
     def __call__(self, n: int) -> None:
@@ -590,4 +604,4 @@ def _report_broken(task: AlmWindows, exc: BaseException) -> None:
     print(f"ERROR: {exc}", file=sys.stderr)
 
 
-__all__ = ["AlmConvert", "AlmDiscover", "AlmPart", "AlmWindows", "PipelineError", "convert_dir", "part_dir"]
+__all__ = ["AlmConvert", "AlmDiscover", "AlmPart", "AlmWindows", "PipelineError"]
