@@ -292,8 +292,9 @@ class AlmConvert(AlmParameters, _PartitionTask):
 
 class AlmPart(AlmParameters, _PartitionTask):
     """One partition's windows: build windows, filter overlaps and write the compatible
-    JSONL and the window cuts (recording ids as in its ``AlmConvert``). Nothing to do
-    when its ``AlmConvert`` made them in the same pass."""
+    JSONL and the window cuts (recording ids as in its ``AlmConvert``). Scheduled when
+    the conversion exists (another window or overlap parameter); nothing to do when the
+    conversion task made the windows in the same pass meanwhile."""
 
     def requires(self) -> AlmConvert:
         """The same partition's conversion: every parameter it has is passed from here."""
@@ -477,7 +478,10 @@ class AlmWindows(AlmParameters, luigi.Task):
         return parts
 
     def requires(self) -> dict[str, Any]:
-        return {"discovery": self.discovery(), "parts": self._parts}
+        """Per partition, its windows; where its conversion is missing too, the conversion
+        task alone, which builds both in one pass (no window task to schedule and fork)."""
+        parts = [part if part.requires().complete() else part.requires() for part in self._parts]
+        return {"discovery": self.discovery(), "parts": parts}
 
     def output(self) -> dict[str, luigi.LocalTarget]:
         targets = {name.split(".")[0]: luigi.LocalTarget(str(self.final_dir / final)) for name, final in FINAL_NAMES.items()}
