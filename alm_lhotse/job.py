@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 from alm_lhotse.compat import Piece, render_pieces
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import InvalidEntry, ManifestError, OutputError
-from alm_lhotse.manifests import recording_dict, recording_id, supervision_lines, window_cut_line
+from alm_lhotse.manifests import lhotse_lines, recording_dict, recording_id
 from alm_lhotse.native import kernel
 from alm_lhotse.partitions import FileSlice, iter_slice_lines
 from alm_lhotse.process import process_entry
@@ -274,11 +274,14 @@ def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, kept: list,
     rec = recording_dict(entry, rec_id)
     if out.recordings is not None:
         out.recordings.write(_line(rec))
+    windows = kept if out.cuts is not None else []
+    if out.supervisions is None and not windows:
+        return
+    sups, cuts = lhotse_lines(segments, rec, entry["audio_filepath"], windows, out.supervisions is not None)
     if out.supervisions is not None:
-        out.supervisions.write(supervision_lines({**entry, "segments": segments}, rec_id))
-    if out.cuts is not None and kept:
-        audio_filepath = entry["audio_filepath"]
-        out.cuts.write(b"".join([window_cut_line(w, segments, rec, audio_filepath) for w in kept]))
+        out.supervisions.write(sups)
+    if out.cuts is not None and cuts:
+        out.cuts.write(cuts)
 
 
 def concatenate(parts: Iterable[Path], target: IO[bytes]) -> None:

@@ -125,16 +125,37 @@ def supervision_dicts(entry: dict[str, Any], rec_id: str) -> list[dict[str, Any]
     ]
 
 
-def supervision_lines(entry: dict[str, Any], rec_id: str) -> bytes:
-    """JSON lines of ``supervision_dicts``: what the supervisions manifest holds of one
-    entry. The kernel writes them without building the dicts."""
-    segments = entry["segments"]
+def lhotse_lines(
+    segments: list[dict[str, Any]],
+    rec: dict[str, Any],
+    audio_filepath: str,
+    windows: list[Window],
+    supervisions: bool = True,
+) -> tuple[bytes, bytes]:
+    """JSON lines of an entry's supervisions (``supervision_dicts``; empty unless
+    ``supervisions``) and of its ``windows`` as cuts (``window_cut_dict``).
+
+    The kernel writes them without building the dicts, and formats each segment's values
+    once for its supervision and for the windows that hold it (they differ in their
+    start times only).
+    """
+    rec_id = rec["id"]
     native = kernel()
     if native is not None and type(segments) is list:
-        lines = native.supervisions_json(segments, rec_id, 0, 0, len(segments), None, orjson.dumps, b"\n", 0, b"\n")
+        requests: list[tuple] = [(0, 0, len(segments), None, b"\n", 0, b"\n")] if supervisions else []
+        for w in windows:
+            frame = orjson.dumps(_cut_dict(w, [], rec, audio_filepath), option=_LINE)
+            at = frame.index(_CUT_SUPERVISIONS) + len(_CUT_SUPERVISIONS)
+            requests.append((w.start, w.first, w.stop, w.part, frame, at, b","))
+        lines = native.supervisions_json(segments, rec_id, requests, orjson.dumps)
         if lines is not None:
-            return b"" if lines == b"\n" else lines
-    return b"".join(orjson.dumps(sup, option=_LINE) for sup in supervision_dicts(entry, rec_id))
+            sups = lines.pop(0) if supervisions else b""
+            return (b"" if sups == b"\n" else sups), b"".join(lines)
+    sups = b""
+    if supervisions:
+        sups = b"".join(orjson.dumps(sup, option=_LINE) for sup in supervision_dicts({"segments": segments}, rec_id))
+    cuts = b"".join(orjson.dumps(window_cut_dict(w, segments, rec, audio_filepath), option=_LINE) for w in windows)
+    return sups, cuts
 
 
 def window_id(rec_id: str, window: Window) -> str:
@@ -151,21 +172,6 @@ def window_cut_dict(window: Window, segments: list[dict[str, Any]], rec: dict[st
     if sups is None:
         sups = _window_supervisions(window, segments, rec_id)
     return _cut_dict(window, sups, rec, audio_filepath)
-
-
-def window_cut_line(window: Window, segments: list[dict[str, Any]], rec: dict[str, Any], audio_filepath: str) -> bytes:
-    """``window_cut_dict`` as one JSON line; the kernel writes the supervisions into the
-    serialised cut without building their dicts."""
-    native = kernel()
-    if native is not None and type(segments) is list:
-        frame = orjson.dumps(_cut_dict(window, [], rec, audio_filepath), option=_LINE)
-        at = frame.index(_CUT_SUPERVISIONS) + len(_CUT_SUPERVISIONS)
-        line = native.supervisions_json(
-            segments, rec["id"], window.start, window.first, window.stop, window.part, orjson.dumps, frame, at, b","
-        )
-        if line is not None:
-            return line
-    return orjson.dumps(window_cut_dict(window, segments, rec, audio_filepath), option=_LINE)
 
 
 def _cut_dict(window: Window, sups: list[dict[str, Any]], rec: dict[str, Any], audio_filepath: str) -> dict[str, Any]:

@@ -235,21 +235,22 @@ def test_compiled_supervisions_match_python(entry: dict, extra: dict, text: Any)
     rec = manifests.recording_dict(entry, "rec-1")
     compiled = manifests.supervision_dicts(entry, "rec-1")
     assert orjson.dumps(compiled) == orjson.dumps(_pure(manifests.supervision_dicts, entry, "rec-1"))
-    lines = manifests.supervision_lines(entry, "rec-1")
-    if "segment_index" not in extra:  # a field named like an added one is handed back
-        segments = entry["segments"]
-        args = (segments, "rec-1", 0, 0, len(segments), None, orjson.dumps, b"", 0, b"\n")
-        assert native.kernel().supervisions_json(*args) is not None
-    assert lines == _pure(manifests.supervision_lines, entry, "rec-1")
-    assert lines == b"".join(orjson.dumps(sup) + b"\n" for sup in compiled)
     wcfg = WindowConfig(target_window_duration=20, tolerance=0.25, min_speakers=1)
     built = _pure(build_windows, entry, wcfg)
-    for w in built.windows + [lw.window for lw in built.lost]:
-        cut = manifests.window_cut_dict(w, built.segments, rec, "x.wav")
-        assert orjson.dumps(cut) == orjson.dumps(_pure(manifests.window_cut_dict, w, built.segments, rec, "x.wav"))
-        line = manifests.window_cut_line(w, built.segments, rec, "x.wav")
-        assert line == orjson.dumps(cut) + b"\n"
-        assert line == _pure(manifests.window_cut_line, w, built.segments, rec, "x.wav")
+    windows = built.windows + [lw.window for lw in built.lost]
+    segments = built.segments
+    if "segment_index" not in extra:  # a field named like an added one is handed back
+        request = (0, 0, len(segments), None, b"", 0, b"\n")
+        assert native.kernel().supervisions_json(segments, "rec-1", [request], orjson.dumps) is not None
+    for with_supervisions in (True, False):
+        lines = manifests.lhotse_lines(segments, rec, "x.wav", windows, with_supervisions)
+        assert lines == _pure(manifests.lhotse_lines, segments, rec, "x.wav", windows, with_supervisions)
+    sups, cuts = manifests.lhotse_lines(segments, rec, "x.wav", windows)
+    assert sups == b"".join(orjson.dumps(sup) + b"\n" for sup in manifests.supervision_dicts({"segments": segments}, "rec-1"))
+    for w in windows:
+        cut = manifests.window_cut_dict(w, segments, rec, "x.wav")
+        assert orjson.dumps(cut) == orjson.dumps(_pure(manifests.window_cut_dict, w, segments, rec, "x.wav"))
+    assert cuts == b"".join(orjson.dumps(manifests.window_cut_dict(w, segments, rec, "x.wav")) + b"\n" for w in windows)
 
 
 @pytest.mark.parametrize("name", ["random_seed1.input.jsonl.gz", "random_seed2_edge.input.jsonl.gz"])

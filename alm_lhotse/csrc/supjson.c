@@ -2,18 +2,23 @@
  * Lhotse supervisions as JSON text, without building their dicts.
  *
  * Building a dict per supervision and serialising it cost about twice what serialising
- * its values does. Here the values of all supervisions of a call (times, texts,
+ * its values does. Here the values of all supervisions of an entry (times, texts,
  * speakers, words, passthrough fields) go into one list, orjson serialises that list
  * once, and the text of each value is cut out of orjson's output and placed between
  * the keys of alm_lhotse.manifests.supervision_dict, in that dict's key order. Every
  * number and string is therefore formatted by orjson itself, and the result equals
  * orjson.dumps of the dicts byte for byte.
+ *
+ * A segment's supervision in the recording and in the windows that hold it differ
+ * only in their start and word starts (and in the recording frame's word_ends), so a
+ * segment's other values are collected once per call ("records") and each further
+ * occurrence adds only its shifted times.
  */
 #include "kernel.h"
 
 #include <string.h>
 
-/* What one supervision writes, besides its first three values (start, duration, text). */
+/* The values of one segment's supervision, besides its first three (start, duration, text). */
 typedef struct {
     Py_ssize_t index; /* segment index */
     Py_ssize_t leaf;  /* its first value in the list */
@@ -23,7 +28,15 @@ typedef struct {
     char text_null;   /* custom "text": null */
     char word_ends;   /* custom "word_ends" (start + duration misses a word's end) */
     char words_value; /* custom "words": the segment's empty words value */
+    PyObject *word_list; /* the segment's words (borrowed), for further occurrences */
 } Sup;
+
+/* One supervision written: a record, with the record's own times or shifted ones. */
+typedef struct {
+    Py_ssize_t record;
+    Py_ssize_t start;       /* its start value; -1: the record's own */
+    Py_ssize_t word_starts; /* its first word start value (one per word); -1: the record's own */
+} Occurrence;
 
 /* The output, written straight into a bytes object that is sized once from an upper
  * bound of the result (grown if ever needed) and cut to its length at the end. */
@@ -33,6 +46,7 @@ typedef struct {
 } Buffer;
 
 static int reserve(Buffer *b, Py_ssize_t capacity) {
+    if (capacity < 1) capacity = 1; /* a new bytes of size 0 would be the shared empty one */
     if (!b->bytes) {
         b->bytes = PyBytes_FromStringAndSize(NULL, capacity);
     } else if (_PyBytes_Resize(&b->bytes, capacity) < 0) {
@@ -145,6 +159,7 @@ static int collect(PyObject *values, Sup *sup, PyObject *seg, PyObject *start, P
             return -1;
         }
         sup->words = PyList_GET_SIZE(words);
+        sup->word_list = words;
         for (Py_ssize_t k = 0; k < sup->words; k++) {
             PyObject *w = PyList_GET_ITEM(words, k);
             if (!PyDict_Check(w)) {
@@ -211,22 +226,37 @@ static int collect(PyObject *values, Sup *sup, PyObject *seg, PyObject *start, P
     return 0;
 }
 
+/* Append the shifted times of a further occurrence of `sup`'s segment `seg`. */
+static int collect_times(PyObject *values, Occurrence *occ, const Sup *sup, PyObject *start, PyObject *shift) {
+    occ->start = PyList_GET_SIZE(values);
+    occ->word_starts = occ->start + 1;
+    if (append_new(values, PyNumber_Subtract(start, shift)) < 0) return -1;
+    for (Py_ssize_t w = 0; w < sup->words; w++) {
+        PyObject *ws = require_item(PyList_GET_ITEM(sup->word_list, w), KEY_START);
+        if (!ws || append_new(values, PyNumber_Subtract(ws, shift)) < 0) return -1;
+    }
+    return 0;
+}
+
 /* The JSON object of one supervision, from its values; -1 on error. */
-static int write_sup(Buffer *b, const Sup *sup, const Values *v) {
-    Py_ssize_t k = sup->leaf;
+static int write_sup(Buffer *b, const Sup *sup, const Occurrence *occ, const Values *v) {
+    Py_ssize_t k = sup->leaf, own = occ->start < 0;
+    Py_ssize_t start = own ? k : occ->start;
+    k++;
     /* value 0 is the recording id; the supervision id is it with "-%05d" inside its quotes */
     if (PUT_LITERAL(b, "{\"id\":") < 0 || put(b, v->text + v->at[0], v->len[0] - 1) < 0 || PUT_LITERAL(b, "-") < 0 ||
         put_index(b, sup->index, 5) < 0 || PUT_LITERAL(b, "\"") < 0 || PUT_LITERAL(b, ",\"recording_id\":") < 0 || put_value(b, v, 0) < 0 ||
-        PUT_LITERAL(b, ",\"start\":") < 0 || put_value(b, v, k++) < 0 || PUT_LITERAL(b, ",\"duration\":") < 0 ||
+        PUT_LITERAL(b, ",\"start\":") < 0 || put_value(b, v, start) < 0 || PUT_LITERAL(b, ",\"duration\":") < 0 ||
         put_value(b, v, k++) < 0 || PUT_LITERAL(b, ",\"channel\":0,\"text\":") < 0 || put_value(b, v, k++) < 0)
         return -1;
     if (sup->speaker == 1 && (PUT_LITERAL(b, ",\"speaker\":") < 0 || put_value(b, v, k++) < 0)) return -1;
     if (sup->words) {
         if (PUT_LITERAL(b, ",\"alignment\":{\"word\":[") < 0) return -1;
-        for (Py_ssize_t w = 0; w < sup->words; w++) {
-            if ((w && PUT_LITERAL(b, ",") < 0) || PUT_LITERAL(b, "[") < 0 || put_value(b, v, k++) < 0 ||
-                PUT_LITERAL(b, ",") < 0 || put_value(b, v, k++) < 0 || PUT_LITERAL(b, ",") < 0 ||
-                put_value(b, v, k++) < 0 || PUT_LITERAL(b, ",null]") < 0)
+        for (Py_ssize_t w = 0; w < sup->words; w++, k += 3) {
+            Py_ssize_t word_start = own ? k + 1 : occ->word_starts + w;
+            if ((w && PUT_LITERAL(b, ",") < 0) || PUT_LITERAL(b, "[") < 0 || put_value(b, v, k) < 0 ||
+                PUT_LITERAL(b, ",") < 0 || put_value(b, v, word_start) < 0 || PUT_LITERAL(b, ",") < 0 ||
+                put_value(b, v, k + 2) < 0 || PUT_LITERAL(b, ",null]") < 0)
                 return -1;
         }
         if (PUT_LITERAL(b, "]}") < 0) return -1;
@@ -243,55 +273,127 @@ static int write_sup(Buffer *b, const Sup *sup, const Values *v) {
     if (sup->speaker == 2 && (PUT_LITERAL(b, ",\"speaker\":") < 0 || put_value(b, v, k++) < 0)) return -1;
     if (sup->text_null && PUT_LITERAL(b, ",\"text\":null") < 0) return -1;
     if (sup->word_ends) {
-        if (PUT_LITERAL(b, ",\"word_ends\":[") < 0) return -1;
-        for (Py_ssize_t w = 0; w < sup->words; w++) {
-            if ((w && PUT_LITERAL(b, ",") < 0) || put_value(b, v, k++) < 0) return -1;
+        /* only the recording frame has them; a shifted occurrence skips their values */
+        if (own) {
+            if (PUT_LITERAL(b, ",\"word_ends\":[") < 0) return -1;
+            for (Py_ssize_t w = 0; w < sup->words; w++) {
+                if ((w && PUT_LITERAL(b, ",") < 0) || put_value(b, v, k + w) < 0) return -1;
+            }
+            if (PUT_LITERAL(b, "]") < 0) return -1;
         }
-        if (PUT_LITERAL(b, "]") < 0) return -1;
+        k += sup->words;
     }
     if (sup->words_value && (PUT_LITERAL(b, ",\"words\":") < 0 || put_value(b, v, k++) < 0)) return -1;
     return PUT_LITERAL(b, "}}");
 }
 
-const char supervisions_json_doc[] =
-    "supervisions_json(segments, rec_id, shift, first, stop, part, dumps, frame, at, sep)\n"
-    "--\n\n"
-    "frame[:at] + sep.join(dumps(sup) for sup in supervisions(...)) + frame[at:], where\n"
-    "supervisions(...) is this module's function of the same first six arguments and\n"
-    "`dumps` is orjson.dumps. None where the dicts' serialisation might differ or fail:\n"
-    "the caller then serialises the dicts, which raises the precise error.";
+/* A growable array of fixed-size items. */
+typedef struct {
+    char *items;
+    Py_ssize_t count, capacity, size;
+} Array;
 
-PyObject *supervisions_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 10 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1]) || !PyBytes_Check(args[7]) ||
-        !PyBytes_Check(args[9]))
-        return usage_error(
-            "supervisions_json(segments: list, rec_id: str, shift, first, stop, part, dumps, frame: bytes, at, sep: bytes)");
-    PyObject *segments = args[0], *part = args[5], *dumps = args[6], *frame = args[7], *sep = args[9];
-    Py_ssize_t first = PyLong_AsSsize_t(args[3]), stop = PyLong_AsSsize_t(args[4]), at = PyLong_AsSsize_t(args[8]);
-    if (PyErr_Occurred()) return NULL;
-    if (first < 0 || stop > PyList_GET_SIZE(segments) || at < 0 || at > PyBytes_GET_SIZE(frame)) {
-        PyErr_SetString(PyExc_IndexError, "segment range or frame position out of bounds");
-        return NULL;
+static void *array_add(Array *a) {
+    if (a->count == a->capacity) {
+        Py_ssize_t capacity = a->capacity ? 2 * a->capacity : 64;
+        char *items = PyMem_Realloc(a->items, capacity * a->size);
+        if (!items) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+        a->items = items;
+        a->capacity = capacity;
     }
-    int unshifted = PyObject_RichCompareBool(args[2], ZERO, Py_EQ);
-    if (unshifted < 0) return NULL;
-    Py_ssize_t count = stop - first + 1;
-    Sup *sups = PyMem_Calloc(count > 0 ? count : 1, sizeof(Sup));
-    PyObject *values = PyList_New(0), *text = NULL;
-    Values v = {NULL, NULL, NULL};
-    Buffer b = {NULL, 0, 0};
-    int ok = 0;
-    Py_ssize_t n = 0;
-    if (!sups || !values || PyList_Append(values, args[1]) < 0) goto done;
+    void *item = a->items + a->count * a->size;
+    a->count++;
+    memset(item, 0, a->size);
+    return item;
+}
+
+/* One request: frame[:at] + sep.join(its supervisions) + frame[at:]. */
+typedef struct {
+    PyObject *frame, *sep;
+    Py_ssize_t at, first_occurrence, occurrences;
+} Request;
+
+/* Collect the values of one request's supervisions; -1 on error. */
+static int collect_request(PyObject *values, Array *records, Array *occurrences, Py_ssize_t *record_of,
+                           PyObject *segments, PyObject *request, Request *req) {
+    if (!PyTuple_Check(request) || PyTuple_GET_SIZE(request) != 7) {
+        PyErr_SetString(PyExc_TypeError, "a request is (shift, first, stop, part, frame, at, sep)");
+        return -1;
+    }
+    PyObject *shift = PyTuple_GET_ITEM(request, 0), *part = PyTuple_GET_ITEM(request, 3);
+    req->frame = PyTuple_GET_ITEM(request, 4);
+    req->sep = PyTuple_GET_ITEM(request, 6);
+    Py_ssize_t first = PyLong_AsSsize_t(PyTuple_GET_ITEM(request, 1));
+    Py_ssize_t stop = PyLong_AsSsize_t(PyTuple_GET_ITEM(request, 2));
+    req->at = PyLong_AsSsize_t(PyTuple_GET_ITEM(request, 5));
+    if (PyErr_Occurred()) return -1;
+    if (!PyBytes_Check(req->frame) || !PyBytes_Check(req->sep) || first < 0 || stop > PyList_GET_SIZE(segments) ||
+        req->at < 0 || req->at > PyBytes_GET_SIZE(req->frame)) {
+        PyErr_SetString(PyExc_ValueError, "a request's frame, separator or segment range is out of place");
+        return -1;
+    }
+    int unshifted = PyObject_RichCompareBool(shift, ZERO, Py_EQ);
+    if (unshifted < 0) return -1;
+    req->first_occurrence = occurrences->count;
     for (Py_ssize_t k = first; k <= stop; k++) {
         PyObject *seg = k < stop ? PyList_GET_ITEM(segments, k) : part;
         if (seg == Py_None) break;
         PyObject *start = require_item(seg, KEY_START);
         PyObject *end = start ? require_item(seg, KEY_END) : NULL;
-        if (!end) goto done;
+        if (!end) return -1;
         int positive = PyObject_RichCompareBool(end, start, Py_GT);
-        if (positive < 0) goto done;
-        if (positive && collect(values, &sups[n++], seg, start, end, k, args[2], unshifted) < 0) goto done;
+        if (positive < 0) return -1;
+        if (!positive) continue;
+        Occurrence *occ = array_add(occurrences);
+        if (!occ) return -1;
+        Py_ssize_t known = k < stop ? record_of[k] : -1;
+        if (known >= 0 && !unshifted) {
+            occ->record = known;
+            if (collect_times(values, occ, (Sup *)records->items + known, start, shift) < 0) return -1;
+            continue;
+        }
+        Sup *sup = array_add(records);
+        if (!sup) return -1;
+        occ->record = records->count - 1;
+        occ->start = occ->word_starts = -1;
+        if (k < stop && known < 0) record_of[k] = occ->record;
+        if (collect(values, sup, seg, start, end, k, shift, unshifted) < 0) return -1;
+    }
+    req->occurrences = occurrences->count - req->first_occurrence;
+    return 0;
+}
+
+const char supervisions_json_doc[] =
+    "supervisions_json(segments, rec_id, requests, dumps)\n"
+    "--\n\n"
+    "For each request (shift, first, stop, part, frame, at, sep): frame[:at] +\n"
+    "sep.join(dumps(sup) for sup in supervisions(segments, rec_id, shift, first, stop, part))\n"
+    "+ frame[at:], where supervisions is this module's function and `dumps` is orjson.dumps.\n"
+    "None where the dicts' serialisation might differ or fail: the caller then serialises\n"
+    "the dicts, which raises the precise error.";
+
+PyObject *supervisions_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1]) || !PyList_Check(args[2]))
+        return usage_error("supervisions_json(segments: list, rec_id: str, requests: list, dumps)");
+    PyObject *segments = args[0], *requests = args[2], *dumps = args[3];
+    Py_ssize_t n_segments = PyList_GET_SIZE(segments), n_requests = PyList_GET_SIZE(requests);
+    Array records = {NULL, 0, 0, sizeof(Sup)}, occurrences = {NULL, 0, 0, sizeof(Occurrence)};
+    Py_ssize_t *record_of = PyMem_Malloc((n_segments ? n_segments : 1) * sizeof(Py_ssize_t));
+    Request *reqs = PyMem_Calloc(n_requests ? n_requests : 1, sizeof(Request));
+    PyObject *values = PyList_New(0), *text = NULL, *out = NULL;
+    Values v = {NULL, NULL, NULL};
+    if (!record_of || !reqs) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (!values || PyList_Append(values, args[1]) < 0) goto done;
+    for (Py_ssize_t k = 0; k < n_segments; k++) record_of[k] = -1;
+    for (Py_ssize_t r = 0; r < n_requests; r++) {
+        PyObject *request = PyList_GET_ITEM(requests, r);
+        if (collect_request(values, &records, &occurrences, record_of, segments, request, &reqs[r]) < 0) goto done;
     }
     text = PyObject_CallOneArg(dumps, values);
     if (!text) goto done;
@@ -307,23 +409,39 @@ PyObject *supervisions_json(PyObject *self, PyObject *const *args, Py_ssize_t na
         goto done;
     }
     if (split_values(&v, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text), leaves) < 0) goto done;
-    /* every value's text is used once (the recording id twice per supervision), plus keys */
-    Py_ssize_t bound = PyBytes_GET_SIZE(frame) + PyBytes_GET_SIZE(text) + leaves * 16 +
-                       n * (2 * v.len[0] + PyBytes_GET_SIZE(sep) + 256);
-    if (reserve(&b, bound) < 0 || put(&b, PyBytes_AS_STRING(frame), at) < 0) goto done;
-    for (Py_ssize_t k = 0; k < n; k++) {
-        if (k && put(&b, PyBytes_AS_STRING(sep), PyBytes_GET_SIZE(sep)) < 0) goto done;
-        if (write_sup(&b, &sups[k], &v) < 0) goto done;
+    /* a supervision's size is about its record's share of the values plus its keys */
+    Py_ssize_t per_sup = PyBytes_GET_SIZE(text) / (records.count ? records.count : 1) + 2 * v.len[0] + 256;
+    out = PyList_New(n_requests);
+    if (!out) goto done;
+    for (Py_ssize_t r = 0; r < n_requests; r++) {
+        Request *req = &reqs[r];
+        Buffer b = {NULL, 0, 0};
+        const char *frame = PyBytes_AS_STRING(req->frame);
+        if (reserve(&b, PyBytes_GET_SIZE(req->frame) + req->occurrences * (per_sup + PyBytes_GET_SIZE(req->sep))) < 0 ||
+            put(&b, frame, req->at) < 0)
+            goto fail_request;
+        for (Py_ssize_t k = 0; k < req->occurrences; k++) {
+            const Occurrence *occ = (Occurrence *)occurrences.items + req->first_occurrence + k;
+            if (k && put(&b, PyBytes_AS_STRING(req->sep), PyBytes_GET_SIZE(req->sep)) < 0) goto fail_request;
+            if (write_sup(&b, (Sup *)records.items + occ->record, occ, &v) < 0) goto fail_request;
+        }
+        if (put(&b, frame + req->at, PyBytes_GET_SIZE(req->frame) - req->at) < 0 || _PyBytes_Resize(&b.bytes, b.size) < 0)
+            goto fail_request;
+        PyList_SET_ITEM(out, r, b.bytes);
+        continue;
+    fail_request:
+        Py_XDECREF(b.bytes);
+        Py_CLEAR(out);
+        goto done;
     }
-    if (put(&b, PyBytes_AS_STRING(frame) + at, PyBytes_GET_SIZE(frame) - at) < 0) goto done;
-    ok = _PyBytes_Resize(&b.bytes, b.size) == 0;
 done:
-    PyMem_Free(sups);
+    PyMem_Free(record_of);
+    PyMem_Free(reqs);
+    PyMem_Free(records.items);
+    PyMem_Free(occurrences.items);
     PyMem_Free(v.at);
     PyMem_Free(v.len);
     Py_XDECREF(values);
     Py_XDECREF(text);
-    if (ok) return b.bytes;
-    Py_XDECREF(b.bytes);
-    return hand_back();
+    return out ? out : hand_back();
 }
