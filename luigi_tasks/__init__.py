@@ -8,14 +8,7 @@ from luigi_tasks.settings import apply_defaults
 
 apply_defaults()
 
-from luigi_tasks.tasks import AlmDiscover, AlmPart, AlmWindows  # noqa: E402
+from luigi_tasks.shar import AlmShar  # noqa: E402
+from luigi_tasks.tasks import AlmConvert, AlmDiscover, AlmPart, AlmWindows  # noqa: E402
 
-__all__ = ["AlmDiscover", "AlmPart", "AlmWindows"]
-
-try:
-    from luigi_tasks.shar import AlmShar  # noqa: E402,F401
-except ImportError as exc:  # the Shar export task is optional until its module exists
-    if exc.name != "luigi_tasks.shar":
-        raise
-else:
-    __all__.append("AlmShar")
+__all__ = ["AlmConvert", "AlmDiscover", "AlmPart", "AlmShar", "AlmWindows"]
