@@ -31,7 +31,6 @@ _LINE = orjson.OPT_APPEND_NEWLINE
 _CUT_SUPERVISIONS = b'"supervisions":['
 
 
-
 def recording_id(audio_filepath: str, origin: str) -> str:
     """Readable, deterministic and unique per manifest line (``origin``), even when one
     audio file is listed on many lines."""

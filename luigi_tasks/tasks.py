@@ -1,6 +1,7 @@
 """The task chain: discovery -> per partition, conversion (read, validate, Lhotse
 recordings and supervisions) -> windows (windows, overlap filter, part export) -> merge
-into the final outputs.
+into the final outputs. Conversion and windows are separate checkpoints; a first run
+writes both in one pass of the conversion task.
 
 Layout of an output directory DIR::
 

@@ -18,7 +18,8 @@
 
 #include <string.h>
 
-/* The values of one segment's supervision, besides its first three (start, duration, text). */
+/* A record: where one segment's supervision values start in the list (start, duration,
+ * text, then what the fields below say it holds, in write_sup's order). */
 typedef struct {
     Py_ssize_t index; /* segment index */
     Py_ssize_t leaf;  /* its first value in the list */
@@ -38,8 +39,8 @@ typedef struct {
     Py_ssize_t word_starts; /* its first word start value (one per word); -1: the record's own */
 } Occurrence;
 
-/* The output, written straight into a bytes object that is sized once from an upper
- * bound of the result (grown if ever needed) and cut to its length at the end. */
+/* The output, written straight into a bytes object that is sized from an estimate of
+ * the result, grown when needed and cut to its length at the end. */
 typedef struct {
     PyObject *bytes;
     Py_ssize_t size, capacity;
