@@ -28,7 +28,7 @@ from lhotse.utils import Pathlike
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB, AudioCompletion
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.discovery import ManifestPaths
-from alm_lhotse.job import CUTS_PART, FINAL_NAMES, RECORDINGS_PART, SUPERVISIONS_PART, run_job
+from alm_lhotse.job import CUTS_PART, FINAL_NAMES, RECORDINGS_PART, SUPERVISIONS_PART, publish, run_job
 from alm_lhotse.reader import iter_jsonl_dicts
 
 PART = "all"
@@ -102,7 +102,7 @@ def _replace(path: Path, manifest: Any) -> None:
     """Rewrite a manifest through a temp name, so a crash never leaves half a file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.jsonl.gz")
     manifest.to_file(tmp)
-    os.replace(tmp, path)
+    publish(tmp, path)
 
 
 def _fix_recordings_and_supervisions(paths: dict[str, Path]) -> tuple[RecordingSet, SupervisionSet, dict[str, int]]:

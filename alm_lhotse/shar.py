@@ -41,7 +41,7 @@ import orjson
 from tqdm.auto import tqdm
 
 from alm_lhotse.discovery import PathLike as Pathlike
-from alm_lhotse.job import ON_ERROR_CHOICES
+from alm_lhotse.job import ON_ERROR_CHOICES, publish
 from alm_lhotse.manifests import num_samples
 from alm_lhotse.reader import iter_jsonl_dicts
 
@@ -251,8 +251,8 @@ def write_shard(job: ShardJob) -> dict[str, Any]:
             cuts_out.write(orjson.dumps(stored, default=_tuples_as_lists) + b"\n")
             written += 1
     if written:
-        os.replace(tmp["recording"], final["recording"])
-        os.replace(tmp["cuts"], final["cuts"])
+        publish(tmp["recording"], final["recording"])
+        publish(tmp["cuts"], final["cuts"])
     else:
         for path in tmp.values():
             path.unlink(missing_ok=True)
