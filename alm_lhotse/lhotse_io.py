@@ -18,7 +18,6 @@ from lhotse.lazy import Dillable, LazyFlattener, LazyMapper
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.discovery import ManifestPaths
 from alm_lhotse.manifests import (
-    SEGMENT_CORE_FIELDS,
     recording_dict,
     recording_id,
     supervision_dicts,
