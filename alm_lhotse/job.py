@@ -285,28 +285,36 @@ def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, kept: list,
 
 
 def concatenate(parts: Iterable[Path], target: IO[bytes]) -> None:
-    """Append files to an open binary target (gzip members concatenate into valid gzip).
-
-    The kernel copies (``copy_file_range``) where it can, saving a trip through user space.
-    """
+    """Append files to an open binary target (gzip members concatenate into valid gzip)."""
     target.flush()
+    offset = target.seek(0, os.SEEK_END)
     for part in parts:
-        with open(part, "rb") as src:
-            size = os.fstat(src.fileno()).st_size
-            copied = 0
-            if hasattr(os, "copy_file_range"):
-                try:
-                    while copied < size:
-                        step = os.copy_file_range(src.fileno(), target.fileno(), size - copied)
-                        if step == 0:
-                            break
-                        copied += step
-                except OSError:
-                    pass
-            src.seek(copied)
-            target.seek(0, os.SEEK_END)
-            shutil.copyfileobj(src, target, 1 << 22)
-            target.flush()
+        offset += copy_file_at(part, target.fileno(), offset)
+    target.seek(offset)
+
+
+def copy_file_at(source: Path, fd: int, offset: int) -> int:
+    """Copy a whole file into ``fd`` at ``offset``; returns its size. The kernel copies
+    (``copy_file_range``) where it can, saving a trip through user space."""
+    with open(source, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        copied = 0
+        if hasattr(os, "copy_file_range"):
+            try:
+                while copied < size:
+                    step = os.copy_file_range(src.fileno(), fd, size - copied, copied, offset + copied)
+                    if step == 0:
+                        break
+                    copied += step
+            except OSError:
+                pass
+        while copied < size:
+            block = os.pread(src.fileno(), min(1 << 22, size - copied), copied)
+            if not block:
+                raise OSError(f"{source} shrank while being copied")
+            _write_pieces(fd, [block], offset + copied)
+            copied += len(block)
+    return size
 
 
 def publish(tmp: Path, final: Path) -> None:
@@ -357,14 +365,14 @@ FINAL_NAMES = {
 
 
 def merge_parts(
-    part_dirs: Sequence[Path], output_dir: Path, lhotse: bool = True, convert_dirs: Optional[Sequence[Path]] = None
+    part_dirs: Sequence[Path], output_dir: Path, names: Sequence[str], convert_dirs: Optional[Sequence[Path]] = None
 ) -> dict[str, Any]:
-    """Concatenate part files into the final outputs, each written to a temp name and
-    renamed, so a killed merge never leaves a final file that looks complete.
+    """Concatenate the part files of streams ``names`` into the final outputs, each
+    written to a temp name and renamed, so a killed merge never leaves a final file that
+    looks complete; returns the grand totals.
 
     With ``convert_dirs`` the ``CONVERT_STREAMS`` come from there (the pipeline's
     conversion parts, one per partition), everything else and the counts from ``part_dirs``."""
-    names = [COMPAT_PART, REJECTS_PART] + ([RECORDINGS_PART, SUPERVISIONS_PART, CUTS_PART] if lhotse else [])
     for name in names:
         final = output_dir / FINAL_NAMES[name]
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,9 @@ Layout of an output directory DIR::
                              file stats, on_error and sort_segments; kept after the merge
     DIR/.work/parts/         one directory per partition's windows, keyed by its slices +
                              every parameter; removed after the merge
+    DIR/.work/staging/       per job, the compatible JSONL assembled from the partitions
+                             as they finish (luigi_tasks.staging); renamed into place by
+                             the merge
 
 Every path under ``.work`` carries a hash of what determines its content, so a changed
 input or parameter never reuses stale work, while unchanged work (the plan, and the
@@ -40,6 +43,7 @@ from alm_lhotse.config import OverlapConfig, WindowConfig, params_digest
 from alm_lhotse.discovery import discover_manifests, listing_fingerprint
 from alm_lhotse.errors import ManifestError
 from alm_lhotse.job import (
+    COMPAT_PART,
     CONVERT_STREAMS,
     FINAL_NAMES,
     ON_ERROR_CHOICES,
@@ -52,6 +56,7 @@ from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, FileSlice, plan_parti
 from alm_lhotse.sample import materialize_sample
 from luigi_tasks.locking import dir_lock
 from luigi_tasks.report import build_summary, end_of_run_block
+from luigi_tasks.staging import Staging
 
 logger = logging.getLogger("luigi-interface")
 
@@ -62,6 +67,7 @@ LOCK = ".alm.lock"
 SUMMARY = "summary.json"
 SAMPLE_DIR = "sample_data"
 PART_WALL = "task.json"
+STAGING = "staging"
 # Auto partition size: about this many partitions for mid-sized inputs, so two or more
 # workers stay busy on one large file, within these bounds (the plan makes at most
 # MAX_PARTITIONS partitions, two tasks each). Fewer would leave a worker idle at the end;
@@ -212,8 +218,15 @@ class _PartitionTask(luigi.Task):
     count = luigi.IntParameter(significant=False, default=0, description="Number of partitions (for progress).")
     convert_key = luigi.Parameter(description="Hash of this partition's slices, file stats, on_error and sort_segments.")
     part_key = luigi.Parameter(description="Hash of this partition's slices, file stats and parameters.")
+    staging_key = luigi.Parameter(description="The job whose compatible JSONL this partition's windows go into.")
 
     on_error: str  # a parameter of AlmParameters
+
+    @property
+    def priority(self) -> int:
+        """Partitions run in order, so each tends to find the earlier ones placed in the
+        staging file when it finishes (luigi runs higher priorities first)."""
+        return 1_000_000 - self.index
 
     def discovery(self) -> AlmDiscover:
         return self.clone(AlmDiscover)
@@ -228,10 +241,15 @@ class _PartitionTask(luigi.Task):
     def part_dir(self) -> Path:
         return Path(self.work_dir) / "parts" / self.part_key
 
+    def staging(self) -> Staging:
+        return staging_of(self.work_dir, self.staging_key)
+
     def windows_done(self) -> bool:
-        """Part files exist, or they were merged into the current final outputs (and then
-        removed): a concurrent run of the same job must not see its parts vanish."""
-        if (self.part_dir() / PART_WALL).exists():
+        """Part files exist, the compatible JSONL in its part file or in the job's staging
+        file; or they were merged into the current final outputs (and then removed): a
+        concurrent run of the same job must not see its parts vanish."""
+        part = self.part_dir()
+        if (part / PART_WALL).exists() and ((part / COMPAT_PART).exists() or self.staging().holds(self.index, self.part_key)):
             return True
         return self.part_key in merged_parts(Path(self.work_dir).parent)
 
@@ -254,8 +272,14 @@ class _PartitionTask(luigi.Task):
             for tmp in temps.values():
                 (tmp / PART_WALL).write_bytes(wall)
             progress.close()
-            for final, tmp in temps.items():
-                _publish_dir(tmp, final)
+            part = self.part_dir()
+            if part not in outputs:
+                for final, tmp in temps.items():
+                    _publish_dir(tmp, final)
+                return
+            with self.staging().settle(self.index, self.part_key, temps[part] / COMPAT_PART, part / COMPAT_PART):
+                for final, tmp in temps.items():
+                    _publish_dir(tmp, final, replace=final == part)
         except BaseException:
             progress.close()
             for tmp in temps.values():
@@ -326,8 +350,15 @@ def merged_parts(final_dir: Path) -> frozenset[str]:
     return frozenset(read_marker(final_dir).get("parts", ()))
 
 
-def _publish_dir(tmp: Path, final: Path) -> None:
-    """Rename a finished temp directory into place; a concurrent run may have won."""
+def staging_of(work_dir: str, job_key: str) -> Staging:
+    return Staging(Path(work_dir) / STAGING / job_key)
+
+
+def _publish_dir(tmp: Path, final: Path, replace: bool = False) -> None:
+    """Rename a finished temp directory into place; a concurrent run may have won, or,
+    with ``replace`` (the caller holds the staging lock), an invalid one is there."""
+    if replace:
+        remove_tree(final)
     try:
         os.rename(tmp, final)
     except OSError:
@@ -472,6 +503,7 @@ class AlmWindows(AlmParameters, luigi.Task):
                     index=index,
                     part_key=_hash(base + [slices, stats]),
                     convert_key=_hash(convert_base + [slices, stats]),
+                    staging_key=self.job_key,
                     count=len(plan["partitions"]),
                     **self.processing_params(),
                 )
@@ -520,7 +552,10 @@ class AlmWindows(AlmParameters, luigi.Task):
         _remove_stale_temps(out)
         started = time.perf_counter()
         try:
-            totals = merge_parts(dirs, out, lhotse=True, convert_dirs=converted)
+            staged = [(p.part_key, d / COMPAT_PART) for p, d in zip(self._parts, dirs)]
+            staging_of(discovery.work_dir, self.job_key).merge(staged, out / FINAL_NAMES[COMPAT_PART])
+            names = [name for name in FINAL_NAMES if name != COMPAT_PART]
+            totals = merge_parts(dirs, out, names, convert_dirs=converted)
             walls = [orjson.loads((d / PART_WALL).read_bytes())["wall_s"] for d in dirs + converted]
             summary = build_summary(totals, plan, self.parameters_record(), walls, time.perf_counter() - started)
             _write_atomic(out / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
@@ -534,6 +569,7 @@ class AlmWindows(AlmParameters, luigi.Task):
         _remove_unused_conversions(converted)
         for stage in ("parts", "convert"):
             _remove_dead_temps(Path(discovery.work_dir) / stage)
+        remove_tree(Path(discovery.work_dir) / STAGING)
         print(end_of_run_block(summary, out), flush=True)
 
 
