@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,6 +325,16 @@ def publish(tmp: Path, final: Path) -> None:
     fsync waits for it too. A killed process loses no page-cache data either way."""
     final.unlink(missing_ok=True)
     os.rename(tmp, final)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file + rename: a killed process never leaves a file that looks complete. Not
+    fsynced, as luigi's own targets: checkpoints survive killed processes, not a power
+    loss (which can leave a renamed file empty; readers of small checkpoints redo them)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def merge_counts(parts: Iterable[Counts]) -> dict[str, Any]:

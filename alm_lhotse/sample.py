@@ -18,6 +18,8 @@ from typing import Any
 
 import orjson
 
+from alm_lhotse.job import write_atomic
+
 SAMPLE_RATE = 16000
 MANIFEST_NAME = "sample_manifest.jsonl"
 _AMPLITUDE = 0.25
@@ -30,12 +32,6 @@ def bundled_manifest() -> bytes:
 
 def sample_entries() -> list[dict[str, Any]]:
     return [orjson.loads(line) for line in bundled_manifest().splitlines() if line.strip()]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _speaker_pitch(speaker: str) -> float:
@@ -86,7 +82,7 @@ def materialize_sample(directory: Path, audio: bool = True) -> Path:
     data = b"\n".join(lines) + b"\n"
     manifest = directory / MANIFEST_NAME
     if not manifest.exists() or manifest.read_bytes() != data:
-        _write_atomic(manifest, data)
+        write_atomic(manifest, data)
     if audio:
         for entry in entries:
             path = Path(entry["audio_filepath"])

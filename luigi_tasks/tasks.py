@@ -51,6 +51,7 @@ from alm_lhotse.job import (
     merge_parts,
     remove_tree,
     run_partition,
+    write_atomic,
 )
 from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, FileSlice, plan_partitions
 from alm_lhotse.sample import materialize_sample
@@ -83,17 +84,6 @@ class PipelineError(RuntimeError):
 
 def _hash(value: Any, length: int = 16) -> str:
     return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:length]
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Temp file + rename: a kill never leaves a file that looks complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _ensure_writable(directory: Path) -> None:
@@ -181,8 +171,10 @@ class AlmDiscover(luigi.Task):
     @cached_property
     def _plan(self) -> dict[str, Any]:
         path = Path(self.output().path)
-        if path.exists():
+        try:
             return orjson.loads(path.read_bytes())
+        except (FileNotFoundError, orjson.JSONDecodeError):  # not planned yet, or emptied by a power loss
+            pass
         started = time.perf_counter()
         files = discover_manifests(self.manifest_path)
         partitions = plan_partitions(files, self.partition_bytes)
@@ -199,7 +191,7 @@ class AlmDiscover(luigi.Task):
             "partitions": [[asdict(sl) for sl in part] for part in partitions],
             "discovery_s": time.perf_counter() - started,
         }
-        _write_atomic(path, orjson.dumps(plan))
+        write_atomic(path, orjson.dumps(plan))
         return plan
 
     def plan(self) -> dict[str, Any]:
@@ -558,9 +550,9 @@ class AlmWindows(AlmParameters, luigi.Task):
             totals = merge_parts(dirs, out, names, convert_dirs=converted)
             walls = [orjson.loads((d / PART_WALL).read_bytes())["wall_s"] for d in dirs + converted]
             summary = build_summary(totals, plan, self.parameters_record(), walls, time.perf_counter() - started)
-            _write_atomic(out / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+            write_atomic(out / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
             marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [p.part_key for p in self._parts]}
-            _write_atomic(out / MARKER, orjson.dumps(marker))
+            write_atomic(out / MARKER, orjson.dumps(marker))
         except OSError as exc:
             _remove_final_outputs(out)
             raise PipelineError(f"writing the final outputs into {out} failed, none were kept: {exc}") from exc
