@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 from decimal import ROUND_HALF_UP, Decimal
 import re
-from pathlib import PurePath
 from typing import Any, Optional
 
 import orjson
@@ -34,9 +33,21 @@ _CUT_SUPERVISIONS = b'"supervisions":['
 def recording_id(audio_filepath: str, origin: str) -> str:
     """Readable, deterministic and unique per manifest line (``origin``), even when one
     audio file is listed on many lines."""
-    stem = _UNSAFE.sub("_", PurePath(audio_filepath).stem)[:48] or "rec"
+    stem = _UNSAFE.sub("_", path_stem(audio_filepath))[:48] or "rec"
     digest = hashlib.sha1(f"{audio_filepath}\0{origin}".encode()).hexdigest()[:12]
     return f"{stem}-{digest}"
+
+
+def path_stem(path: str) -> str:
+    """``PurePosixPath(path).stem`` without building a path object (once per entry): the
+    last component that is not empty or ``.``, less its last suffix."""
+    name = ""
+    for part in reversed(path.split("/")):
+        if part and part != ".":
+            name = part
+            break
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 def entry_duration(entry: dict[str, Any]) -> Any:
@@ -48,8 +59,14 @@ def entry_duration(entry: dict[str, Any]) -> Any:
 
 def num_samples(duration: Any, rate: Any) -> int:
     """Samples in ``duration`` seconds, rounded half up after rounding to 8 decimals: the
-    same count Lhotse computes, so our manifests agree with its audio loading."""
-    return int(Decimal(round(duration * rate, 8)).quantize(0, rounding=ROUND_HALF_UP))
+    same count Lhotse computes, so our manifests agree with its audio loading. A whole
+    number (the usual case) needs no Decimal."""
+    exact = round(duration * rate, 8)
+    if type(exact) is int:
+        return exact
+    if exact.is_integer():
+        return int(exact)
+    return int(Decimal(exact).quantize(0, rounding=ROUND_HALF_UP))
 
 
 def recording_dict(entry: dict[str, Any], rec_id: str) -> dict[str, Any]:

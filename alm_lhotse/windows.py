@@ -73,7 +73,8 @@ def bandwidth(seg: dict[str, Any]) -> Any:
 
 
 def truncate_segment(seg: dict[str, Any], limit: Any) -> dict[str, Any]:
-    """Copy of ``seg`` ending at its last word that ends by ``limit``; text rebuilt from words."""
+    """Copy of ``seg`` ending at its last word that ends by ``limit``; text rebuilt from
+    words. The kept words are the segment's own word dicts (never mutated)."""
     words = seg.get("words")
     if not words:
         return {**seg, "words": [], "text": "", "end": seg["start"]}
@@ -81,7 +82,7 @@ def truncate_segment(seg: dict[str, Any], limit: Any) -> dict[str, Any]:
     end = seg["start"]
     for word in words:
         if word["end"] <= limit:
-            kept.append(word.copy())
+            kept.append(word)
             end = word["end"]
     return {**seg, "words": kept, "text": " ".join(w["word"] for w in kept if w.get("word")), "end": end}
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 import gzip
 import json
 import math
-from pathlib import Path
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import orjson
@@ -32,6 +33,7 @@ from hypothesis import strategies as st
 from alm_lhotse.compat import render_entry
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.job import run_job
+from alm_lhotse.manifests import num_samples, path_stem
 from alm_lhotse.process import process_entry
 
 SPEAKERS = ["A", "B", "C", "D", "E", "F", "no-speaker", "", None]
@@ -229,3 +231,20 @@ def test_results_independent_of_partition_size_and_workers(
     assert base["filtered_windows"] == sum(len(x["filtered_windows"]) for x in lines)
     assert base["truncation_events"] == sum(x["truncation_events"] for x in lines)
     assert base["filtered_dur"] == sum(x["filtered_dur"] for x in lines)
+
+
+@PROPERTY
+@given(st.lists(st.sampled_from(["", ".", "..", "a", "b.wav", ".hidden", "x.", "a.b.c", "..wav", " s p"]), max_size=5), st.booleans())
+def test_path_stem_is_the_path_objects(parts: list[str], absolute: bool) -> None:
+    path = ("/" if absolute else "") + "/".join(parts)
+    assert path_stem(path) == PurePosixPath(path).stem
+
+
+@PROPERTY
+@given(
+    st.one_of(st.floats(min_value=0, max_value=1e7, allow_nan=False), st.integers(0, 10**7), st.sampled_from([0.1, 2.5, 1 / 3])),
+    st.sampled_from([8000, 16000, 22050, 44100, 48000, 8000.0]),
+)
+def test_num_samples_rounds_half_up_after_eight_decimals(duration: Any, rate: Any) -> None:
+    expected = int(Decimal(round(duration * rate, 8)).quantize(0, rounding=ROUND_HALF_UP))
+    assert num_samples(duration, rate) == expected

@@ -244,9 +244,10 @@ static PyObject *make_lost(PyObject *lost_type, PyObject *window, Py_ssize_t nex
     return lw;
 }
 
-/* Words of `words` ending by `limit`, copied (a new list), and the end of the last of
- * them in *end (borrowed; unchanged when none). NULL without an error set when a word is
- * not a plain dict with an "end". */
+/* Words of `words` ending by `limit` (a new list of the same word dicts: nothing
+ * mutates them, so copies, which the reference makes, would only cost), and the end of
+ * the last of them in *end (borrowed; unchanged when none). NULL without an error set
+ * when a word is not a plain dict with an "end". */
 static PyObject *kept_words(PyObject *words, PyObject *limit, PyObject **end) {
     PyObject *kept = PyList_New(0);
     if (!kept) return NULL;
@@ -254,7 +255,7 @@ static PyObject *kept_words(PyObject *words, PyObject *limit, PyObject **end) {
         PyObject *w = PyList_GET_ITEM(words, k);
         PyObject *we = PyDict_CheckExact(w) ? PyDict_GetItemWithError(w, KEY_END) : NULL;
         int fits = we ? PyObject_RichCompareBool(we, limit, Py_LE) : -1;
-        if (fits < 0 || (fits && append_new(kept, PyDict_Copy(w)) < 0)) {
+        if (fits < 0 || (fits && PyList_Append(kept, w) < 0)) {
             Py_DECREF(kept);
             return NULL;
         }

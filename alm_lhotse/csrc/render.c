@@ -140,8 +140,8 @@ PyObject *render_windows(PyObject *self, PyObject *const *args, Py_ssize_t nargs
     const Py_ssize_t fixed = (Py_ssize_t)(sizeof(WINDOW_HEAD) - 1 + sizeof(WINDOW_MID) - 1 + 1);
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *w = PyList_GET_ITEM(windows, k);
-        PyObject *first_o = PyObject_GetAttrString(w, "first");
-        PyObject *stop_o = PyObject_GetAttrString(w, "stop");
+        PyObject *first_o = PyObject_GetAttr(w, ATTR_FIRST);
+        PyObject *stop_o = PyObject_GetAttr(w, ATTR_STOP);
         Py_ssize_t first = first_o ? PyLong_AsSsize_t(first_o) : -1;
         Py_ssize_t stop = stop_o ? PyLong_AsSsize_t(stop_o) : -1;
         Py_XDECREF(first_o);
@@ -160,7 +160,7 @@ PyObject *render_windows(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         }
         run_at[2 * k] = begin;
         run_at[2 * k + 1] = end;
-        PyObject *part = PyObject_GetAttrString(w, "part");
+        PyObject *part = PyObject_GetAttr(w, ATTR_PART);
         if (!part) goto done;
         if (part != Py_None) {
             PyObject *stripped = strip_fields(part, drop);
@@ -172,7 +172,7 @@ PyObject *render_windows(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         } else {
             Py_DECREF(part);
         }
-        PyObject *durations = PyObject_GetAttrString(w, "speaker_durations");
+        PyObject *durations = PyObject_GetAttr(w, ATTR_SPEAKER_DURATIONS);
         if (!durations) goto done;
         pieces[2 * k + 1] = dump(dumps, durations);
         Py_DECREF(durations);
