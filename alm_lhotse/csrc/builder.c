@@ -5,6 +5,8 @@
  */
 #include "kernel.h"
 
+#include <math.h>
+
 #define MIN_SEGMENTS_PER_WINDOW 2
 #define SPEAKER_SLOTS 5
 
@@ -164,7 +166,9 @@ static PyObject *total_duration(Entry *e, PyObject *sum) {
 
 /* The reference's speaker durations, largest first, padded or cut to five slots:
  * sums run in segment order from the window's first segment, exactly as the Python
- * fold; ties keep first-seen order (sorted(..., reverse=True) semantics). */
+ * fold; ties keep first-seen order (sorted(..., reverse=True) semantics, here a stable
+ * insertion sort of the few sums; with a NaN, whose order only Python's sort defines,
+ * the list is sorted by Python). */
 static PyObject *speaker_durations(Entry *e, Py_ssize_t first, Py_ssize_t stop, Py_ssize_t part_code,
                                    double part_dur, Py_ssize_t *n_speakers) {
     Py_ssize_t used = 0;
@@ -190,6 +194,15 @@ static PyObject *speaker_durations(Entry *e, Py_ssize_t first, Py_ssize_t stop, 
         }
     }
     *n_speakers = used;
+    int has_nan = 0;
+    for (Py_ssize_t i = 0; i < used; i++) has_nan |= isnan(e->acc[e->order[i]]);
+    if (!has_nan) {
+        for (Py_ssize_t i = 1; i < used; i++) {
+            Py_ssize_t c = e->order[i], j = i;
+            for (; j > 0 && e->acc[e->order[j - 1]] < e->acc[c]; j--) e->order[j] = e->order[j - 1];
+            e->order[j] = c;
+        }
+    }
     PyObject *top = PyList_New(used);
     if (!top) return NULL;
     for (Py_ssize_t i = 0; i < used; i++) {
@@ -200,7 +213,7 @@ static PyObject *speaker_durations(Entry *e, Py_ssize_t first, Py_ssize_t stop, 
         }
         PyList_SET_ITEM(top, i, v);
     }
-    if (PyList_Reverse(top) < 0 || PyList_Sort(top) < 0 || PyList_Reverse(top) < 0) {
+    if (has_nan && (PyList_Reverse(top) < 0 || PyList_Sort(top) < 0 || PyList_Reverse(top) < 0)) {
         Py_DECREF(top);
         return NULL;
     }
@@ -211,7 +224,7 @@ static PyObject *speaker_durations(Entry *e, Py_ssize_t first, Py_ssize_t stop, 
         }
     }
     for (Py_ssize_t i = used; i < SPEAKER_SLOTS; i++) {
-        if (append_new(top, PyFloat_FromDouble(0.0)) < 0) {
+        if (PyList_Append(top, FLOAT_ZERO) < 0) {
             Py_DECREF(top);
             return NULL;
         }

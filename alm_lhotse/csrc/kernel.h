@@ -20,6 +20,7 @@ extern PyObject *KEY_ID, *KEY_RECORDING_ID, *KEY_DURATION, *KEY_CHANNEL, *KEY_CU
 extern PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WORD_ENDS, *EMPTY_STR, *ZERO;
 extern PyObject *CORE_KEYS, *ADDED_KEYS;
 extern PyObject *ATTR_FIRST, *ATTR_STOP, *ATTR_PART, *ATTR_SPEAKER_DURATIONS; /* Window attributes */
+extern PyObject *FLOAT_ZERO; /* 0.0, the speaker durations' padding */
 
 PyObject *hand_back(void);
 

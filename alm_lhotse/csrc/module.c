@@ -7,7 +7,7 @@
 PyObject *KEY_START, *KEY_END, *KEY_SPEAKER, *KEY_METRICS, *KEY_BANDWIDTH, *KEY_TEXT, *KEY_WORDS, *KEY_WORD;
 PyObject *KEY_ID, *KEY_RECORDING_ID, *KEY_DURATION, *KEY_CHANNEL, *KEY_CUSTOM, *KEY_ALIGNMENT;
 PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WORD_ENDS, *EMPTY_STR, *ZERO;
-PyObject *ATTR_FIRST, *ATTR_STOP, *ATTR_PART, *ATTR_SPEAKER_DURATIONS;
+PyObject *ATTR_FIRST, *ATTR_STOP, *ATTR_PART, *ATTR_SPEAKER_DURATIONS, *FLOAT_ZERO;
 PyObject *CORE_KEYS, *ADDED_KEYS;
 
 /* After an ordinary exception, None: the pure-Python builder reruns the entry and raises
@@ -86,6 +86,7 @@ PyMODINIT_FUNC PyInit__kernel(void) {
     ATTR_PART = PyUnicode_InternFromString("part");
     ATTR_SPEAKER_DURATIONS = PyUnicode_InternFromString("speaker_durations");
     ZERO = PyLong_FromLong(0);
+    FLOAT_ZERO = PyFloat_FromDouble(0.0);
     PyObject *core = Py_BuildValue("(OOOOO)", KEY_START, KEY_END, KEY_SPEAKER, KEY_TEXT, KEY_WORDS);
     CORE_KEYS = core ? PyFrozenSet_New(core) : NULL;
     Py_XDECREF(core);
@@ -95,7 +96,7 @@ PyMODINIT_FUNC PyInit__kernel(void) {
     if (!CORE_KEYS || !ADDED_KEYS || !KEY_START || !KEY_END || !KEY_SPEAKER || !KEY_METRICS || !KEY_BANDWIDTH || !KEY_TEXT || !KEY_WORDS ||
         !KEY_WORD || !KEY_ID || !KEY_RECORDING_ID || !KEY_DURATION || !KEY_CHANNEL || !KEY_CUSTOM ||
         !KEY_ALIGNMENT || !KEY_SOURCE_START || !KEY_SOURCE_END || !KEY_SEGMENT_INDEX || !KEY_WORD_ENDS ||
-        !EMPTY_STR || !ZERO || !ATTR_FIRST || !ATTR_STOP || !ATTR_PART || !ATTR_SPEAKER_DURATIONS)
+        !EMPTY_STR || !ZERO || !ATTR_FIRST || !ATTR_STOP || !ATTR_PART || !ATTR_SPEAKER_DURATIONS || !FLOAT_ZERO)
         return NULL;
     return PyModule_Create(&module);
 }
