@@ -53,7 +53,7 @@ from alm_lhotse.job import (
     run_partition,
     write_atomic,
 )
-from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, FileSlice, plan_partitions
+from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, FileSlice, plan_partitions, slice_lines
 from alm_lhotse.sample import materialize_sample
 from luigi_tasks.locking import dir_lock
 from luigi_tasks.report import build_summary, end_of_run_block
@@ -361,21 +361,8 @@ def _publish_dir(tmp: Path, final: Path, replace: bool = False) -> None:
 
 def _estimate_entries(slices: list[FileSlice]) -> Optional[int]:
     """Lines in the slices (plain files only; a gzip slice's count is unknown)."""
-    total = 0
-    for sl in slices:
-        with open(sl.path, "rb") as f:
-            if f.read(2) == b"\x1f\x8b":
-                return None
-            f.seek(sl.start)
-            left = None if sl.stop is None else sl.stop - sl.start
-            while left is None or left > 0:
-                block = f.read(1 << 22 if left is None else min(1 << 22, left))
-                if not block:
-                    break
-                total += block.count(b"\n")
-                if left is not None:
-                    left -= len(block)
-    return total
+    counts = [slice_lines(sl) for sl in slices]
+    return None if None in counts else sum(counts)
 
 
 def _local_run() -> bool:

@@ -69,5 +69,6 @@ ALM_FUNCTION(first_doubtful_segment); /* segments.c */
 ALM_FUNCTION_O(segment_order);        /* segments.c */
 ALM_FUNCTION(supervisions);           /* supervisions.c */
 ALM_FUNCTION(supervisions_json);      /* supjson.c */
+ALM_FUNCTION_O(count_newlines);       /* lines.c */
 
 #endif
