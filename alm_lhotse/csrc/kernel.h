@@ -13,6 +13,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <string.h>
 
 /* Interned keys and constants, made once at import (module.c). */
 extern PyObject *KEY_START, *KEY_END, *KEY_SPEAKER, *KEY_METRICS, *KEY_BANDWIDTH, *KEY_TEXT, *KEY_WORDS, *KEY_WORD;
@@ -33,22 +34,35 @@ int append_new(PyObject *list, PyObject *obj);
 /* seg["key"] of a dict, borrowed; NULL with KeyError (or TypeError for a non-dict) set. */
 PyObject *require_item(PyObject *seg, PyObject *key);
 
+/* Where the string whose opening quote is at text[k] ends (just past its closing
+ * quote), or size: memchr jumps from quote to quote, and a quote preceded by an odd
+ * number of backslashes is escaped. */
+static inline Py_ssize_t json_string_end(const char *text, Py_ssize_t size, Py_ssize_t k) {
+    for (Py_ssize_t q = k + 1; q < size;) {
+        const char *quote = memchr(text + q, '"', size - q);
+        if (!quote) return size;
+        Py_ssize_t at = quote - text, slashes = 0;
+        while (text[at - 1 - slashes] == '\\') slashes++;
+        if (slashes % 2 == 0) return at + 1;
+        q = at + 1;
+    }
+    return size;
+}
+
 /* Where the element at inner[k] ends in the text inside a compact JSON array's brackets
  * (orjson output): the next comma outside strings and nested values, or size. */
 static inline Py_ssize_t json_element_end(const char *inner, Py_ssize_t size, Py_ssize_t k) {
     Py_ssize_t depth = 0;
-    int in_string = 0;
-    for (; k < size; k++) {
+    while (k < size) {
         char c = inner[k];
-        if (in_string) {
-            if (c == '\\') k++;
-            else if (c == '"') in_string = 0;
+        if (c == '"') {
+            k = json_string_end(inner, size, k);
             continue;
         }
-        if (c == '"') in_string = 1;
-        else if (c == '{' || c == '[') depth++;
+        if (c == '{' || c == '[') depth++;
         else if (c == '}' || c == ']') depth--;
         else if (c == ',' && depth == 0) return k;
+        k++;
     }
     return size;
 }

@@ -93,17 +93,7 @@ static int put_value(Buffer *b, const Values *v, Py_ssize_t k) {
  * are texts), scalars end at the next separator, containers are scanned. */
 static Py_ssize_t value_end(const char *text, Py_ssize_t size, Py_ssize_t k) {
     char c = text[k];
-    if (c == '"') {
-        for (Py_ssize_t q = k + 1; q < size;) {
-            const char *quote = memchr(text + q, '"', size - q);
-            if (!quote) return size;
-            Py_ssize_t at = quote - text, slashes = 0;
-            while (text[at - 1 - slashes] == '\\') slashes++;
-            if (slashes % 2 == 0) return at + 1;
-            q = at + 1;
-        }
-        return size;
-    }
+    if (c == '"') return json_string_end(text, size, k);
     if (c == '{' || c == '[') return json_element_end(text, size, k);
     while (k < size && text[k] != ',') k++;
     return k;
