@@ -416,10 +416,25 @@ class OrderedFiles:
             self.turn_changed = ctx.Condition()
             self.turn = ctx.RawValue("q", 0)
             self.offsets = ctx.RawArray("q", len(names))
+            self.stopped = ctx.RawValue("b", 0)
         else:
             self.turn_changed = None
             self.turn = _Cell(0)
             self.offsets = [0] * len(names)
+            self.stopped = _Cell(0)
+
+    def stop(self) -> None:
+        """Make every worker give up its chunk (one failed): the chunks after it would
+        wait for a turn that never comes. Workers stop on their own, so none is killed
+        while it holds a lock of the pool's queues (which can hang the pool)."""
+        if self.turn_changed is not None:
+            with self.turn_changed:
+                self.stopped.value = 1
+                self.turn_changed.notify_all()
+
+    def check(self) -> None:
+        if self.stopped.value:
+            raise _Stopped()
 
     def write_chunk(self, index: int, chunks: Sequence[PieceBuffer], last: bool = True) -> None:
         """Write what chunk ``index`` rendered; a chunk may write in several parts (its
@@ -427,7 +442,8 @@ class OrderedFiles:
         a gzipped manifest that cannot be split, never holds all its output."""
         if self.turn_changed is not None:
             with self.turn_changed:
-                self.turn_changed.wait_for(lambda: self.turn.value == index)
+                self.turn_changed.wait_for(lambda: self.turn.value == index or self.stopped.value)
+                self.check()
                 places = self._claim(chunks, last)
                 self.turn_changed.notify_all()
         else:
@@ -452,6 +468,10 @@ class OrderedFiles:
                 temp.unlink(missing_ok=True)
 
 
+class _Stopped(Exception):
+    """A worker's chunk given up because another chunk failed."""
+
+
 class _Cell:
     """A ``.value`` holder standing in for shared memory in a single process."""
 
@@ -469,9 +489,12 @@ def _render_chunk(args: tuple) -> Counts:
     out = Sinks(dict(zip(names, buffers)))
     assert _FILES is not None
     files = _FILES
+    files.check()
 
     def write_when_large(_: int) -> None:
-        """After each entry: hand over what is buffered once it passes FLUSH_BYTES."""
+        """After each entry: give up if another chunk failed; hand over what is buffered
+        once it passes FLUSH_BYTES."""
+        files.check()
         if sum(b.size for b in buffers) >= FLUSH_BYTES:
             files.write_chunk(index, buffers, last=False)
             for b in buffers:
@@ -480,6 +503,28 @@ def _render_chunk(args: tuple) -> Counts:
     counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, write_when_large, prepare)
     out.close()
     files.write_chunk(index, buffers)
+    return counts
+
+
+def _render_in_pool(files: OrderedFiles, args: list[tuple], processes: int) -> list[Counts]:
+    """``_render_chunk`` of every chunk on a pool of forked workers. When a chunk fails,
+    the others stop by themselves before the error is raised; only an interrupt
+    terminates the workers."""
+    import multiprocessing
+
+    pool = multiprocessing.get_context("fork").Pool(processes)
+    try:
+        counts = list(pool.imap(_render_chunk, args))
+    except KeyboardInterrupt:
+        pool.terminate()
+        raise
+    except BaseException:
+        files.stop()
+        pool.close()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()
     return counts
 
 
@@ -573,10 +618,7 @@ def run_job(
         committed = False
         try:
             if processes > 1:
-                import multiprocessing
-
-                with multiprocessing.get_context("fork").Pool(processes) as pool:
-                    counts = list(pool.imap(_render_chunk, args))
+                counts = _render_in_pool(_FILES, args, processes)
             else:
                 counts = [_render_chunk(a) for a in args]
             committed = True

@@ -248,6 +248,21 @@ def test_fail_reports_the_first_bad_line_with_workers(tmp_path: Path) -> None:
     assert output_files(tmp_path / "out") == []
 
 
+def test_workers_stop_by_themselves_after_a_failed_chunk(tmp_path: Path) -> None:
+    """A bad line in the first of many chunks: the other workers give up their chunks
+    (none waits for a turn that never comes, none is killed mid-write) and have exited
+    when the error reaches the caller."""
+    import multiprocessing
+
+    good = good_lines()
+    path = write(tmp_path / "in.jsonl", [b"{oops"] + good * 30)
+    with pytest.raises(ManifestError) as info:
+        run_job(path, tmp_path / "out", WCFG, OCFG, jobs=3, partition_bytes=2000)
+    assert info.value.line == 1
+    assert multiprocessing.active_children() == []
+    assert output_files(tmp_path / "out") == []
+
+
 def test_fail_keeps_previous_complete_outputs(tmp_path: Path) -> None:
     """A failed rerun never truncates or mixes into the outputs of an earlier good run."""
     good = good_lines()
