@@ -142,7 +142,8 @@ def read_window(cut: dict[str, Any], options: SharOptions) -> tuple[np.ndarray, 
 
 def _resample(data: np.ndarray, source: int, target: int, duration: float) -> np.ndarray:
     """Lhotse's own resampling transform (the one ``Recording.resample`` applies, whatever
-    backend it picks), then exactly as many samples as the cut's duration implies."""
+    backend it picks: torchaudio where installed, else scipy, hence scipy among our
+    dependencies), then exactly as many samples as the cut's duration implies."""
     import numpy as np
     from lhotse.augmentation import Resample
 
