@@ -514,18 +514,16 @@ def _render_in_pool(files: OrderedFiles, args: list[tuple], processes: int) -> l
 
     pool = multiprocessing.get_context("fork").Pool(processes)
     try:
-        counts = list(pool.imap(_render_chunk, args))
+        return list(pool.imap(_render_chunk, args))
     except KeyboardInterrupt:
         pool.terminate()
         raise
     except BaseException:
         files.stop()
-        pool.close()
-        pool.join()
         raise
-    pool.close()
-    pool.join()
-    return counts
+    finally:
+        pool.close()  # nothing to do after terminate()
+        pool.join()
 
 
 class PieceBuffer:

@@ -136,7 +136,7 @@ def supervision_dicts(entry: dict[str, Any], rec_id: str) -> list[dict[str, Any]
             return sups
     return [
         supervision_dict(seg, rec_id, i)
-        for i, seg in enumerate(entry["segments"])
+        for i, seg in enumerate(segments)
         if seg["end"] > seg["start"]
     ]
 

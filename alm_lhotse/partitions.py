@@ -45,7 +45,7 @@ def _count_newlines(view: memoryview) -> int:
     return native.count_newlines(view) if native is not None else view.tobytes().count(b"\n")
 
 
-def _line_starts(path: Path, size: int, step: int) -> list[tuple[int, int]]:
+def _line_starts(path: Path, step: int) -> list[tuple[int, int]]:
     """Offsets (and their 1-based line numbers) of line starts about every ``step`` bytes.
 
     The file is mapped, not read: counting the newlines before each cut is the only
@@ -55,7 +55,7 @@ def _line_starts(path: Path, size: int, step: int) -> list[tuple[int, int]]:
     pos = 0
     target = step
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
-        size = min(size, len(mapped))
+        size = len(mapped)
         while target < size:
             line += _count_newlines(view[pos:target])
             newline = mapped.find(b"\n", target)
@@ -91,7 +91,7 @@ def file_slices(path: Path, origin: str, step: int) -> list[FileSlice]:
         raise ManifestError(str(path), None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
     if gz or size <= step:
         return [FileSlice(str(path), 0, None, 1, origin)]
-    cuts = _line_starts(path, size, step)
+    cuts = _line_starts(path, step)
     stops = [c[0] for c in cuts[1:]] + [None]
     return [FileSlice(str(path), start, stop, line, origin) for (start, line), stop in zip(cuts, stops)]
 

@@ -73,9 +73,7 @@ class Staging:
         with self._locked() as index:
             placed = index["placed"]
             waiting = index["waiting"]
-            if position < len(placed):
-                if placed[position] != key:
-                    raise StagingError(f"partition {position} of {self.directory} holds another output; run again")
+            if self._placed(placed, position, key):
                 part_file.unlink()
             elif position == len(placed):
                 waiting[str(position)] = [key, str(part_file)]
@@ -97,9 +95,7 @@ class Staging:
             placed = index["placed"]
             with self._data() as fd:
                 for position, (key, part_file) in enumerate(parts):
-                    if position < len(placed):
-                        if placed[position] != key:
-                            raise StagingError(f"partition {position} of {self.directory} holds another output; run again")
+                    if self._placed(placed, position, key):
                         continue
                     if not part_file.exists():
                         raise StagingError(f"partition output {part_file} vanished (a concurrent run?); run again")
@@ -109,6 +105,14 @@ class Staging:
             final.parent.mkdir(parents=True, exist_ok=True)
             publish(self.directory / DATA, final)
         remove_tree(self.directory)
+
+    def _placed(self, placed: list[str], position: int, key: str) -> bool:
+        """Whether partition ``position`` is placed already; it must then be ``key``'s."""
+        if position >= len(placed):
+            return False
+        if placed[position] != key:
+            raise StagingError(f"partition {position} of {self.directory} holds another output; run again")
+        return True
 
     def _place_waiting(self, index: dict[str, Any], fd: int) -> list[Path]:
         """Append the outputs waiting right after the placed ones; returns their files,
