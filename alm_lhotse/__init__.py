@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Any
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.discovery import discover_manifests
+from alm_lhotse.core.entry import EntryResult, process_entry
+from alm_lhotse.core.windows import Window, build_windows
 from alm_lhotse.errors import InvalidEntry, ManifestError
-from alm_lhotse.job import run_job
-from alm_lhotse.process import EntryResult, process_entry
-from alm_lhotse.reader import read_entries
-from alm_lhotse.windows import Window, build_windows
+from alm_lhotse.execution.runner import run_job
+from alm_lhotse.reading.discovery import discover_manifests
+from alm_lhotse.reading.reader import read_entries
 
 __version__ = "0.1.0"
 

@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from alm_lhotse.errors import InvalidEntry
-from alm_lhotse.validation import validate_entry
+from alm_lhotse.reading.validation import validate_entry
 
 N_FFT = 2048
 DEFAULT_THRESHOLD_DB = 50.0

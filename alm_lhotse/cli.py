@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import click
-
 import lhotse.bin.modes  # noqa: F401  (registers Lhotse's commands on the group)
 from lhotse.bin.modes.cli_base import cli, prepare
 from lhotse.bin.modes.shar import shar
@@ -22,7 +21,7 @@ from lhotse.bin.modes.shar import shar
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.job import ON_ERROR_CHOICES
+from alm_lhotse.execution.loop import ON_ERROR_CHOICES
 from alm_lhotse.recipe import OVERLAP_OPTIONS, WINDOW_OPTIONS, prepare_alm
 from alm_lhotse.shar import AUDIO_FORMATS, SharExportError, export_shar
 

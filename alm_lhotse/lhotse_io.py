@@ -12,20 +12,27 @@ from __future__ import annotations
 from itertools import count
 from typing import Any, Iterable, Iterator, Optional
 
-from lhotse import CutSet, MonoCut, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+from lhotse import (
+    CutSet,
+    MonoCut,
+    Recording,
+    RecordingSet,
+    SupervisionSegment,
+    SupervisionSet,
+)
 from lhotse.lazy import Dillable, LazyFlattener, LazyMapper
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.discovery import ManifestPaths
-from alm_lhotse.manifests import (
+from alm_lhotse.core.overlap import filter_windows
+from alm_lhotse.core.windows import build_windows
+from alm_lhotse.outputs.lhotse_manifests import (
     recording_dict,
     recording_id,
     supervision_dicts,
     window_cut_dict,
 )
-from alm_lhotse.overlap import filter_windows
-from alm_lhotse.reader import iter_lines, parse_line
-from alm_lhotse.windows import build_windows
+from alm_lhotse.reading.discovery import ManifestPaths
+from alm_lhotse.reading.reader import iter_lines, parse_line
 
 ZERO_LENGTH_KEY = "zero_length_segments"
 _BOOKKEEPING = frozenset({"source_start", "source_end", "segment_index", "word_ends"})

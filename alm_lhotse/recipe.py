@@ -19,17 +19,29 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import orjson
-from tqdm.auto import tqdm
-
-from lhotse import CutSet, RecordingSet, SupervisionSet, fix_manifests, validate_recordings_and_supervisions
+from lhotse import (
+    CutSet,
+    RecordingSet,
+    SupervisionSet,
+    fix_manifests,
+    validate_recordings_and_supervisions,
+)
 from lhotse.qa import validate
 from lhotse.utils import Pathlike
+from tqdm.auto import tqdm
 
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB, AudioCompletion
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.discovery import ManifestPaths
-from alm_lhotse.job import CUTS_PART, FINAL_NAMES, RECORDINGS_PART, SUPERVISIONS_PART, publish, run_job
-from alm_lhotse.reader import iter_jsonl_dicts
+from alm_lhotse.execution.runner import run_job
+from alm_lhotse.outputs.streams import (
+    CUTS_PART,
+    FINAL_NAMES,
+    RECORDINGS_PART,
+    SUPERVISIONS_PART,
+)
+from alm_lhotse.reading.discovery import ManifestPaths
+from alm_lhotse.reading.reader import iter_jsonl_dicts
+from alm_lhotse.storage import publish
 
 PART = "all"
 LHOTSE_SUBDIR = "lhotse"

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from alm_lhotse.job import write_atomic
+from alm_lhotse.storage import write_atomic
 
 SAMPLE_RATE = 16000
 MANIFEST_NAME = "sample_manifest.jsonl"

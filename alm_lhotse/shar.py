@@ -40,10 +40,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 import orjson
 from tqdm.auto import tqdm
 
-from alm_lhotse.discovery import PathLike as Pathlike
-from alm_lhotse.job import ON_ERROR_CHOICES, publish
-from alm_lhotse.manifests import num_samples
-from alm_lhotse.reader import iter_jsonl_dicts
+from alm_lhotse.execution.loop import ON_ERROR_CHOICES
+from alm_lhotse.outputs.lhotse_manifests import num_samples
+from alm_lhotse.reading.discovery import PathLike as Pathlike
+from alm_lhotse.reading.reader import iter_jsonl_dicts
+from alm_lhotse.storage import publish
 
 if TYPE_CHECKING:
     import numpy as np

@@ -29,7 +29,7 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.job import run_job
+from alm_lhotse.execution.runner import run_job
 args = json.loads(sys.argv[1])
 t = time.perf_counter()
 s = run_job(Path(args["input"]), Path(args["out"]), WindowConfig(), OverlapConfig(),

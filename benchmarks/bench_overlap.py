@@ -17,10 +17,10 @@ from pathlib import Path
 import click
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.core.overlap import filter_windows
+from alm_lhotse.core.windows import build_windows
 from alm_lhotse.native import kernel_enabled
-from alm_lhotse.overlap import filter_windows
-from alm_lhotse.reader import read_entries
-from alm_lhotse.windows import build_windows
+from alm_lhotse.reading.reader import read_entries
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = ROOT.parent / "shared" / "oracle" / "random_seed1.input.jsonl.gz"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alm_lhotse.job import FINAL_NAMES
+from alm_lhotse.outputs.streams import FINAL_NAMES
 
 COUNT_KEYS = (
     "entries",

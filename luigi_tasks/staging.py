@@ -28,8 +28,7 @@ from typing import Any, Iterator, Sequence
 
 import orjson
 
-from alm_lhotse.job import copy_file_at, publish, remove_tree
-from luigi_tasks.locking import dir_lock
+from alm_lhotse.storage import copy_file_at, dir_lock, publish, remove_tree
 
 DATA = "alm_output.jsonl"
 INDEX = "index.json"

@@ -24,9 +24,7 @@ conversion when only window or overlap parameters change) is reused.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import math
 import os
 import socket
 import sys
@@ -39,29 +37,31 @@ from typing import Any, Optional
 import luigi
 import orjson
 
-from alm_lhotse.config import OverlapConfig, WindowConfig, params_digest
-from alm_lhotse.discovery import discover_manifests, listing_fingerprint
+from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.job import (
+from alm_lhotse.execution.loop import merge_parts, run_partition
+from alm_lhotse.execution.partitions import (
+    DEFAULT_PARTITION_BYTES,
+    FileSlice,
+    plan_partitions,
+    slice_lines,
+)
+from alm_lhotse.outputs.streams import (
     COMPAT_PART,
     CONVERT_STREAMS,
     FINAL_NAMES,
-    ON_ERROR_CHOICES,
     WINDOW_STREAMS,
-    merge_parts,
-    remove_tree,
-    run_partition,
-    write_atomic,
 )
-from alm_lhotse.partitions import DEFAULT_PARTITION_BYTES, FileSlice, plan_partitions, slice_lines
+from alm_lhotse.reading.discovery import discover_manifests, listing_fingerprint
 from alm_lhotse.sample import materialize_sample
-from luigi_tasks.locking import dir_lock
+from alm_lhotse.storage import dir_lock, key_of, remove_tree, write_atomic
+from luigi_tasks.parameters import FORMAT_VERSION, AlmParameters
+from luigi_tasks.progress import Progress
 from luigi_tasks.report import build_summary, end_of_run_block
 from luigi_tasks.staging import Staging
 
 logger = logging.getLogger("luigi-interface")
 
-FORMAT_VERSION = 1
 WORK_DIR = ".work"
 MARKER = ".alm_state.json"
 LOCK = ".alm.lock"
@@ -75,15 +75,10 @@ STAGING = "staging"
 # more cost a process per task (16 measured 0.2 s slower than 8 on 10,000 entries).
 AUTO_PARTITIONS = 8
 AUTO_MIN_BYTES = 1 << 20
-_REPORT_EVERY_S = 1.0
 
 
 class PipelineError(RuntimeError):
     """A problem with the run itself (output directory, concurrent runs), not the data."""
-
-
-def _hash(value: Any, length: int = 16) -> str:
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:length]
 
 
 def _ensure_writable(directory: Path) -> None:
@@ -95,57 +90,6 @@ def _ensure_writable(directory: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise PipelineError(f"output directory {directory} is not writable: {exc.strerror or exc}") from exc
-
-
-class AlmParameters:
-    """Builder, overlap and error-policy parameters: everything that changes the output."""
-
-    target_window_duration = luigi.FloatParameter(default=120.0, description="Target window length in seconds.")
-    tolerance = luigi.FloatParameter(default=0.1, description="Allowed relative deviation from the target.")
-    min_sample_rate = luigi.IntParameter(default=16000, description="Entries below this sample rate get no windows.")
-    min_bandwidth = luigi.IntParameter(default=8000, description="Minimum segment bandwidth in Hz.")
-    min_speakers = luigi.IntParameter(default=2, description="Minimum speakers per window.")
-    max_speakers = luigi.IntParameter(default=5, description="Maximum speakers per window.")
-    truncation = luigi.BoolParameter(
-        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING, description="Truncate the last segment at a word (true|false)."
-    )
-    drop_fields = luigi.Parameter(default="words", description="Comma-separated segment fields dropped from windows.")
-    drop_fields_top_level = luigi.Parameter(
-        default="words,segments", description="Comma-separated top-level fields dropped from output entries."
-    )
-    sort_segments = luigi.BoolParameter(default=False, description="Sort segments by start before building windows.")
-    overlap_percentage = luigi.FloatParameter(default=50.0, description="Overlap (0-100) above which windows compete.")
-    overlap_target_duration = luigi.FloatParameter(default=120.0, description="Duration the overlap filter prefers.")
-    on_error = luigi.ChoiceParameter(
-        default="fail", choices=ON_ERROR_CHOICES, description="fail: stop at the first bad line; skip: write it to rejects.jsonl."
-    )
-
-    WINDOW_NAMES = (
-        "target_window_duration", "tolerance", "min_sample_rate", "min_bandwidth", "min_speakers",
-        "max_speakers", "truncation", "drop_fields", "drop_fields_top_level", "sort_segments",
-    )
-    PARAMETER_NAMES = (*WINDOW_NAMES, "overlap_percentage", "overlap_target_duration", "on_error")
-
-    def window_config(self) -> WindowConfig:
-        return WindowConfig(**{name: getattr(self, name) for name in self.WINDOW_NAMES})
-
-    def overlap_config(self) -> OverlapConfig:
-        return OverlapConfig(self.overlap_percentage, self.overlap_target_duration)
-
-    def processing_params(self) -> dict[str, Any]:
-        """The values to hand to downstream tasks explicitly (else they use defaults)."""
-        return {name: getattr(self, name) for name in self.PARAMETER_NAMES}
-
-    def parameters_record(self) -> dict[str, Any]:
-        return {
-            "window": self.window_config().to_dict(),
-            "overlap": self.overlap_config().to_dict(),
-            "on_error": self.on_error,
-        }
-
-    def results_digest(self) -> str:
-        """Hash of every parameter that changes results (validates them on the way)."""
-        return _hash([FORMAT_VERSION, params_digest(self.window_config(), self.overlap_config()), self.on_error])
 
 
 class AlmDiscover(luigi.Task):
@@ -365,50 +309,6 @@ def _estimate_entries(slices: list[FileSlice]) -> Optional[int]:
     return None if None in counts else sum(counts)
 
 
-def _local_run() -> bool:
-    try:
-        return bool(luigi.interface.core().local_scheduler)
-    except Exception:  # noqa: BLE001 - no command line (e.g. luigi.build): no bar
-        return False
-
-
-class Progress:
-    """Per-entry callback: a tqdm bar in local runs, throttled scheduler updates always."""
-
-    def __init__(self, task: _PartitionTask, stage: str, total: Optional[int]) -> None:
-        self.task = task
-        self.total = total
-        self.done = 0
-        self.last = 0.0
-        self.bar = None
-        if _local_run():
-            from tqdm import tqdm
-
-            label = f"{stage} {task.index + 1}" + (f"/{task.count}" if task.count else "")
-            self.bar = tqdm(total=total, desc=label, unit=" entries", leave=False, mininterval=0.5, file=sys.stderr)
-
-    def __call__(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-        now = time.monotonic()
-        if now - self.last >= _REPORT_EVERY_S:
-            self.last = now
-            self.report()
-
-    def report(self) -> None:
-        msg = f"{self.done} entries" + (f" of about {self.total}" if self.total else "")
-        self.task.set_status_message(msg)
-        if self.total:
-            self.task.set_progress_percentage(min(100, math.floor(100 * self.done / self.total)))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        self.report()
-
-
 def _auto_partition_bytes(files: list[Path]) -> int:
     total = sum(f.stat().st_size for f in files)
     return min(DEFAULT_PARTITION_BYTES, max(AUTO_MIN_BYTES, -(-total // AUTO_PARTITIONS)))
@@ -446,12 +346,12 @@ class AlmWindows(AlmParameters, luigi.Task):
             _ensure_writable(self.final_dir)
             manifest = str(materialize_sample(self.final_dir / SAMPLE_DIR))
         files = discover_manifests(manifest)
-        return manifest, files, _hash([manifest, [str(f) for f in files], listing_fingerprint(files)])
+        return manifest, files, key_of([manifest, [str(f) for f in files], listing_fingerprint(files)])
 
     @property
     def job_key(self) -> str:
         _, _, listing_key = self._inputs
-        return _hash([listing_key, self.results_digest()])
+        return key_of([listing_key, self.results_digest()])
 
     def discovery(self) -> AlmDiscover:
         manifest, files, listing_key = self._inputs
@@ -480,8 +380,8 @@ class AlmWindows(AlmParameters, luigi.Task):
                     listing_key=discovery.listing_key,
                     partition_bytes=discovery.partition_bytes,
                     index=index,
-                    part_key=_hash(base + [slices, stats]),
-                    convert_key=_hash(convert_base + [slices, stats]),
+                    part_key=key_of(base + [slices, stats]),
+                    convert_key=key_of(convert_base + [slices, stats]),
                     staging_key=self.job_key,
                     count=len(plan["partitions"]),
                     **self.processing_params(),

@@ -16,7 +16,7 @@ import soundfile as sf
 
 from alm_lhotse.audio import AudioCompletion, estimate_bandwidth, read_header
 from alm_lhotse.errors import InvalidEntry
-from alm_lhotse.reader import parse_entry
+from alm_lhotse.reading.reader import parse_entry
 
 
 def band_limited_noise(seconds: float, rate: int, cutoff: Optional[float], seed: int, channels: int = 1) -> np.ndarray:

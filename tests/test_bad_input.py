@@ -22,8 +22,9 @@ import pytest
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.job import FINAL_NAMES, run_job
-from alm_lhotse.reader import read_entries
+from alm_lhotse.execution.runner import run_job
+from alm_lhotse.outputs.streams import FINAL_NAMES
+from alm_lhotse.reading.reader import read_entries
 from alm_lhotse.sample import sample_entries
 from tests.test_faults import in_child
 

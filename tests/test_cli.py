@@ -10,7 +10,6 @@ from pathlib import Path
 import orjson
 import pytest
 from click.testing import CliRunner
-
 from lhotse import CutSet
 
 from alm_lhotse.cli import cli

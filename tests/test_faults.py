@@ -26,7 +26,8 @@ import pytest
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import OutputError
-from alm_lhotse.job import FINAL_NAMES, run_job
+from alm_lhotse.execution.runner import run_job
+from alm_lhotse.outputs.streams import FINAL_NAMES
 from alm_lhotse.sample import sample_entries
 
 WCFG = WindowConfig()

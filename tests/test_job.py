@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from alm_lhotse import ManifestError, OverlapConfig, WindowConfig, run_job
-from alm_lhotse import job as job_module
-from alm_lhotse.job import FINAL_NAMES
+from alm_lhotse.execution import runner as job_module
+from alm_lhotse.outputs.streams import FINAL_NAMES
 
 OUTPUTS = sorted(FINAL_NAMES.values())
 

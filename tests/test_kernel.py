@@ -16,18 +16,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alm_lhotse import job, manifests, native, validation
-from alm_lhotse.compat import render_entry
+from alm_lhotse import native
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.job import run_job
-from alm_lhotse.overlap import filter_spans, filter_windows, kept_mask
-from alm_lhotse.process import process_entry
-from alm_lhotse.windows import build_windows
+from alm_lhotse.core import entry as entry_module
+from alm_lhotse.core.entry import process_entry
+from alm_lhotse.core.overlap import filter_spans, filter_windows, kept_mask
+from alm_lhotse.execution.runner import run_job
+from alm_lhotse.outputs.compat import render_entry
+from alm_lhotse.reading import validation
 from tests.conftest import ORACLE, require_kernel, require_shared
 from tests.test_properties import PROPERTY, configs, entries
 
@@ -206,51 +206,7 @@ def test_compiled_segment_order_matches_python(entry: dict) -> None:
     compiled = native.kernel().segment_order(entry["segments"])
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(native, "_PURE_PYTHON", True)
-        assert compiled in (None, job._odd_data(entry["segments"]))
-
-
-def _pure(fn: Any, *args: Any) -> Any:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(native, "_PURE_PYTHON", True)
-        return fn(*args)
-
-
-@given(
-    entry=st.one_of(entries(), sorted_entries(), st.builds(lambda e: {**e, "segments": e["segments"][::-1]}, entries())),
-    extra=st.sampled_from([{"k": [1, None]}, {"metrics": None}, {"segment_index": 3, "source_end": "x"}, {}]),
-    text=st.sampled_from(["plain", None, 'say "hi"\n', "ünï", 7]),
-)
-@PROPERTY
-def test_compiled_supervisions_match_python(entry: dict, extra: dict, text: Any) -> None:
-    """Recording supervisions and window cuts (words shifted into the window, truncated
-    parts, odd speakers and texts, extra fields named like those a supervision adds):
-    the same JSON bytes from both paths."""
-    require_kernel()
-    for seg in entry["segments"][:3]:
-        seg.update(extra)
-        if seg["start"] > 1:
-            seg.pop("text", None)
-        else:
-            seg["text"] = text
-    rec = manifests.recording_dict(entry, "rec-1")
-    compiled = manifests.supervision_dicts(entry, "rec-1")
-    assert orjson.dumps(compiled) == orjson.dumps(_pure(manifests.supervision_dicts, entry, "rec-1"))
-    wcfg = WindowConfig(target_window_duration=20, tolerance=0.25, min_speakers=1)
-    built = _pure(build_windows, entry, wcfg)
-    windows = built.windows + [lw.window for lw in built.lost]
-    segments = built.segments
-    if "segment_index" not in extra:  # a field named like an added one is handed back
-        request = (0, 0, len(segments), None, b"", 0, b"\n")
-        assert native.kernel().supervisions_json(segments, "rec-1", [request], orjson.dumps) is not None
-    for with_supervisions in (True, False):
-        lines = manifests.lhotse_lines(segments, rec, "x.wav", windows, with_supervisions)
-        assert lines == _pure(manifests.lhotse_lines, segments, rec, "x.wav", windows, with_supervisions)
-    sups, cuts = manifests.lhotse_lines(segments, rec, "x.wav", windows)
-    assert sups == b"".join(orjson.dumps(sup) + b"\n" for sup in manifests.supervision_dicts({"segments": segments}, "rec-1"))
-    for w in windows:
-        cut = manifests.window_cut_dict(w, segments, rec, "x.wav")
-        assert orjson.dumps(cut) == orjson.dumps(_pure(manifests.window_cut_dict, w, segments, rec, "x.wav"))
-    assert cuts == b"".join(orjson.dumps(manifests.window_cut_dict(w, segments, rec, "x.wav")) + b"\n" for w in windows)
+        assert compiled in (None, entry_module.segment_order(entry["segments"]))
 
 
 @pytest.mark.parametrize("name", ["random_seed1.input.jsonl.gz", "random_seed2_edge.input.jsonl.gz"])

@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 import pytest
 
-from alm_lhotse.compat import render_entry
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.job import run_job
-from alm_lhotse.process import process_entry
+from alm_lhotse.core.entry import process_entry
+from alm_lhotse.execution.runner import run_job
+from alm_lhotse.outputs.compat import render_entry
 
 WCFG = WindowConfig()
 SORTED = WindowConfig(sort_segments=True)

@@ -8,10 +8,10 @@ from itertools import islice
 
 import pytest
 
-from alm_lhotse.compat import render_entry
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.process import process_entry
-from alm_lhotse.reader import iter_file_lines, parse_line
+from alm_lhotse.core.entry import process_entry
+from alm_lhotse.outputs.compat import render_entry
+from alm_lhotse.reading.reader import iter_file_lines, parse_line
 from tests.conftest import ORACLE, require_shared
 
 WINDOW_KEYS = (

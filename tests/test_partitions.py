@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alm_lhotse import native
-from alm_lhotse.partitions import file_slices, slice_lines
+from alm_lhotse.execution.partitions import file_slices, slice_lines
 from tests.test_properties import PROPERTY
 
 LINES = st.lists(

@@ -6,7 +6,14 @@ import re
 import subprocess
 from pathlib import Path
 
-from tests.test_pipeline import final_bytes, ran_tasks, run_luigi, summary, summary_without_timings, write_repeated_sample
+from tests.test_pipeline import (
+    final_bytes,
+    ran_tasks,
+    run_luigi,
+    summary,
+    summary_without_timings,
+    write_repeated_sample,
+)
 
 # About 750 KB of input in 256 KiB partitions: three partitions, each converted once.
 ENTRIES = 40

@@ -30,11 +30,11 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alm_lhotse.compat import render_entry
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.job import run_job
-from alm_lhotse.manifests import num_samples, path_stem
-from alm_lhotse.process import process_entry
+from alm_lhotse.core.entry import process_entry
+from alm_lhotse.execution.runner import run_job
+from alm_lhotse.outputs.compat import render_entry
+from alm_lhotse.outputs.lhotse_manifests import num_samples, path_stem
 
 SPEAKERS = ["A", "B", "C", "D", "E", "F", "no-speaker", "", None]
 BANDWIDTHS = [None, 4000, 7999, 8000, 16000]

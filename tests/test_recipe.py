@@ -6,13 +6,18 @@ from pathlib import Path
 
 import orjson
 import pytest
-
-from lhotse import CutSet, RecordingSet, SupervisionSet, load_manifest, validate_recordings_and_supervisions
+from lhotse import (
+    CutSet,
+    RecordingSet,
+    SupervisionSet,
+    load_manifest,
+    validate_recordings_and_supervisions,
+)
 from lhotse.qa import validate
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.job import run_job
+from alm_lhotse.execution.runner import run_job
 from alm_lhotse.recipe import manifest_paths, prepare_alm
 from tests.test_audio import write_conversations
 

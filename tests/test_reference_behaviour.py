@@ -11,9 +11,16 @@ from typing import Any
 import orjson
 import pytest
 
-from alm_lhotse import ManifestError, OverlapConfig, WindowConfig, process_entry, read_entries, run_job
-from alm_lhotse.compat import render_entry
-from alm_lhotse.discovery import discover_manifests
+from alm_lhotse import (
+    ManifestError,
+    OverlapConfig,
+    WindowConfig,
+    process_entry,
+    read_entries,
+    run_job,
+)
+from alm_lhotse.outputs.compat import render_entry
+from alm_lhotse.reading.discovery import discover_manifests
 
 
 def segment(start: float, end: float, speaker: str, bandwidth: int = 8500, **extra: Any) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import numpy as np
 import orjson
 import pytest
 import soundfile as sf
-
 from lhotse import CutSet, Recording
 from lhotse.qa import validate
 from lhotse.utils import compute_num_samples

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.validation import validate_entry
-from alm_lhotse.overlap import Span, filter_windows
-from alm_lhotse.windows import EntryWindows, Window, build_windows
+from alm_lhotse.core.overlap import Span, filter_windows
+from alm_lhotse.core.windows import EntryWindows, Window, build_windows
+from alm_lhotse.native import kernel
+from alm_lhotse.reading.validation import validate_entry
 
 
 @dataclass
@@ -56,3 +57,18 @@ def process_entry(
     total = sum(e - s for e, s in spans) if spans else 0.0
     filtered = sum(e - s for e, s in kept_spans) if spans else 0.0
     return EntryResult(entry, built, spans, kept_spans, kept, total, filtered)
+
+
+def segment_order(segments: list[dict[str, Any]]) -> tuple[bool, bool]:
+    """(unsorted, overlapping) of the input segments, whatever ``sort_segments`` does:
+    odd but valid shapes the reference processes as they are. Overlap is judged in start
+    order, where any overlapping pair implies an overlapping neighbour pair."""
+    native = kernel()
+    found = native.segment_order(segments) if native is not None else None
+    if found is not None:
+        return found
+    starts = [s["start"] for s in segments]
+    unsorted = any(a > b for a, b in zip(starts, starts[1:]))
+    ordered = sorted(segments, key=lambda s: s["start"]) if unsorted else segments
+    overlapping = any(b["start"] < a["end"] for a, b in zip(ordered, ordered[1:]))
+    return unsorted, overlapping

@@ -15,14 +15,14 @@ from the manifest's ``end`` in the last bit, and parity needs the original value
 from __future__ import annotations
 
 import hashlib
-from decimal import ROUND_HALF_UP, Decimal
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Optional
 
 import orjson
 
+from alm_lhotse.core.windows import Window
 from alm_lhotse.native import kernel
-from alm_lhotse.windows import Window
 
 SEGMENT_CORE_FIELDS = ("start", "end", "speaker", "text", "words")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

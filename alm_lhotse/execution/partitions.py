@@ -16,7 +16,12 @@ from typing import Iterator, Optional
 
 from alm_lhotse.errors import ManifestError
 from alm_lhotse.native import kernel
-from alm_lhotse.reader import _GZIP_MAGIC, ManifestLine, iter_file_lines, manifest_line
+from alm_lhotse.reading.reader import (
+    _GZIP_MAGIC,
+    ManifestLine,
+    iter_file_lines,
+    manifest_line,
+)
 
 DEFAULT_PARTITION_BYTES = 64 * 1024 * 1024
 # Two luigi tasks per partition: 200 keeps a run to about 400 tasks (scheduler cost is quadratic).

@@ -14,9 +14,9 @@ try:
 except ImportError:  # pragma: no cover - isal is a declared dependency
     import gzip as _gzip
 
-from alm_lhotse.discovery import ManifestPaths, discover_manifests
 from alm_lhotse.errors import InvalidEntry, ManifestError
-from alm_lhotse.validation import validate_entry
+from alm_lhotse.reading.discovery import ManifestPaths, discover_manifests
+from alm_lhotse.reading.validation import validate_entry
 
 _BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"

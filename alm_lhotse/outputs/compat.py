@@ -8,14 +8,15 @@ window instead of one dict and one JSON encoding per segment occurrence.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import orjson
 
 from alm_lhotse.config import WindowConfig
+from alm_lhotse.core.entry import EntryResult
+from alm_lhotse.core.windows import LostWindow, Window
 from alm_lhotse.native import kernel
-from alm_lhotse.process import EntryResult
-from alm_lhotse.windows import LostWindow, Window
+from alm_lhotse.storage import Piece
 
 BUILDER_KEYS = ("windows", "stats", "truncation_events")
 OVERLAP_KEYS = (
@@ -46,9 +47,6 @@ _dumps = orjson.dumps
 
 def strip_fields(obj: dict[str, Any], drop: frozenset[str]) -> dict[str, Any]:
     return obj if drop.isdisjoint(obj) else {k: v for k, v in obj.items() if k not in drop}
-
-
-Piece = Union[bytes, memoryview]
 
 
 class SegmentRuns:

@@ -1,0 +1,225 @@
+"""The per-entry loop and the pipeline's partition unit: read -> validate -> windows ->
+overlap -> write, entry by entry, so memory does not grow with input size.
+
+``run_partition`` writes part files that ``merge_parts`` concatenates, in partition order,
+into the final outputs. Part files are deterministic (gzip members carry no timestamp),
+so a resumed run produces byte-identical results.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Mapping, Optional, Sequence
+
+import orjson
+
+from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.core.entry import process_entry, segment_order
+from alm_lhotse.core.windows import ordered_segments
+from alm_lhotse.errors import InvalidEntry, ManifestError
+from alm_lhotse.execution.partitions import FileSlice, iter_slice_lines
+from alm_lhotse.outputs.compat import render_pieces
+from alm_lhotse.outputs.lhotse_manifests import (
+    lhotse_lines,
+    recording_dict,
+    recording_id,
+)
+from alm_lhotse.outputs.streams import (
+    CONVERT_STREAMS,
+    CUTS_PART,
+    FINAL_NAMES,
+    RECORDINGS_PART,
+    SUMMARY_PART,
+    SUPERVISIONS_PART,
+    Sinks,
+    json_line,
+    reject_record,
+)
+from alm_lhotse.reading.reader import EntryHook, parse_entry
+from alm_lhotse.storage import concatenate, publish, temp_name
+
+ON_ERROR_CHOICES = ("fail", "skip")
+
+
+@dataclass
+class Counts:
+    """Totals of a partition; ``filtered_durs`` keeps per-entry values so the grand total
+    can be summed in input order with ``sum()``, exactly as the reference does."""
+
+    entries: int = 0
+    windows: int = 0
+    filtered_windows: int = 0
+    truncation_events: int = 0
+    rejected: int = 0
+    low_sample_rate_entries: int = 0
+    unsorted_entries: int = 0
+    overlapping_segment_entries: int = 0
+    duplicate_window_entries: int = 0
+    filtered_durs: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def process_slices(
+    slices: Sequence[FileSlice],
+    wcfg: WindowConfig,
+    ocfg: OverlapConfig,
+    out: Sinks,
+    on_error: str = "fail",
+    lhotse: bool = True,
+    progress: Optional[Callable[[int], Any]] = None,
+    prepare: Optional[EntryHook] = None,
+) -> Counts:
+    """The per-entry loop: read, validate, build, filter, write to ``out``.
+
+    With ``on_error="fail"`` the first bad line raises ManifestError (naming file, line
+    and field); with ``"skip"`` it is written to the rejects stream and counted.
+    ``progress`` is called with 1 per entry; ``prepare`` is the reader's entry hook.
+    """
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    counts = Counts()
+    t_parse = t_core = t_write = 0.0
+    clock = time.perf_counter
+    # A conversion-only pass (no compatible JSONL, no cuts) never builds windows.
+    windows_wanted = out.compat is not None or out.cuts is not None
+    for sl in slices:
+        for line in iter_slice_lines(sl):
+            t0 = clock()
+            try:
+                entry = parse_entry(line.raw, prepare)
+            except InvalidEntry as exc:
+                if on_error == "fail":
+                    raise ManifestError(line.source, line.line, exc.field, exc.reason) from None
+                counts.rejected += 1
+                if out.rejects is not None:
+                    out.rejects.write(orjson.dumps(reject_record(line, exc)) + b"\n")
+                continue
+            t1 = clock()
+            if windows_wanted:
+                result = process_entry(entry, wcfg, ocfg, validate=False)
+                built = result.built
+                segments = built.segments
+                kept = result.kept_windows
+            else:
+                segments = ordered_segments(entry, wcfg)
+                kept = []
+            t2 = clock()
+            if windows_wanted:
+                if out.compat is not None:
+                    out.compat.writelines(render_pieces(result, wcfg))
+                    out.compat.write(b"\n")
+                counts.windows += len(built.windows)
+                counts.filtered_windows += len(kept)
+                counts.truncation_events += built.truncation_events
+                counts.filtered_durs.append(result.filtered_dur)
+                counts.low_sample_rate_entries += built.low_sample_rate
+                counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
+            counts.entries += 1
+            unsorted, overlapping = segment_order(entry["segments"])
+            counts.unsorted_entries += unsorted
+            counts.overlapping_segment_entries += overlapping
+            if lhotse:
+                _write_lhotse(out, entry, segments, kept, f"{sl.origin}:{line.line}")
+            t3 = clock()
+            t_parse += t1 - t0
+            t_core += t2 - t1
+            t_write += t3 - t2
+            if progress is not None:
+                progress(1)
+    counts.timings = {"read_parse_s": t_parse, "windows_overlap_s": t_core, "write_s": t_write}
+    return counts
+
+
+def run_partition(
+    slices: Sequence[FileSlice],
+    wcfg: WindowConfig,
+    ocfg: OverlapConfig,
+    directories: Mapping[Path, Sequence[str]],
+    on_error: str = "fail",
+    progress: Optional[Callable[[int], Any]] = None,
+    prepare: Optional[EntryHook] = None,
+) -> Counts:
+    """Process ``slices`` in one pass into part files for ``merge_parts``: each directory
+    gets the part files of its streams and the partition's counts (``summary.json``).
+    The pipeline's checkpointed unit of work: its conversion and its windows are separate
+    checkpoints, which one pass can write together."""
+    targets: dict[str, IO[bytes]] = {}
+    for directory, names in directories.items():
+        directory.mkdir(parents=True, exist_ok=True)
+        targets.update((name, open(directory / name, "wb", buffering=1 << 20)) for name in names)
+    out = Sinks(targets)
+    lhotse = any(name in targets for name in (RECORDINGS_PART, SUPERVISIONS_PART, CUTS_PART))
+    try:
+        counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, progress, prepare)
+    finally:
+        out.close()
+    summary = orjson.dumps(counts.to_dict())
+    for directory in directories:
+        (directory / SUMMARY_PART).write_bytes(summary)
+    return counts
+
+
+def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, kept: list, origin: str) -> None:
+    """The entry's recording and supervisions, and its kept windows as cuts, into
+    whichever of those streams ``out`` has."""
+    rec_id = recording_id(entry["audio_filepath"], origin)
+    rec = recording_dict(entry, rec_id)
+    if out.recordings is not None:
+        out.recordings.write(json_line(rec))
+    windows = kept if out.cuts is not None else []
+    if out.supervisions is None and not windows:
+        return
+    sups, cuts = lhotse_lines(segments, rec, entry["audio_filepath"], windows, out.supervisions is not None)
+    if out.supervisions is not None:
+        out.supervisions.write(sups)
+    if out.cuts is not None and cuts:
+        out.cuts.write(cuts)
+
+
+def merge_counts(parts: Iterable[Counts]) -> dict[str, Any]:
+    """Grand totals, ``filtered_dur`` summed over entries in input order."""
+    total: dict[str, Any] = {}
+    durs: list = []
+    timings: dict[str, float] = {}
+    for c in parts:
+        for k, v in c.to_dict().items():
+            if k == "filtered_durs":
+                durs.extend(v)
+            elif k == "timings":
+                for tk, tv in v.items():
+                    timings[tk] = timings.get(tk, 0.0) + tv
+            else:
+                total[k] = total.get(k, 0) + v
+    total["filtered_dur"] = sum(durs)
+    total["timings"] = timings
+    return total
+
+
+def load_counts(directory: Path) -> Counts:
+    data = orjson.loads((directory / SUMMARY_PART).read_bytes())
+    return Counts(**data)
+
+
+def merge_parts(
+    part_dirs: Sequence[Path], output_dir: Path, names: Sequence[str], convert_dirs: Optional[Sequence[Path]] = None
+) -> dict[str, Any]:
+    """Concatenate the part files of streams ``names`` into the final outputs, each
+    written to a temp name and renamed, so a killed merge never leaves a final file that
+    looks complete; returns the grand totals.
+
+    With ``convert_dirs`` the ``CONVERT_STREAMS`` come from there (the pipeline's
+    conversion parts, one per partition), everything else and the counts from ``part_dirs``."""
+    for name in names:
+        final = output_dir / FINAL_NAMES[name]
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_name(final)
+        sources = convert_dirs if convert_dirs is not None and name in CONVERT_STREAMS else part_dirs
+        with open(tmp, "wb") as target:
+            concatenate([d / name for d in sources], target)
+        publish(tmp, final)
+    return merge_counts(load_counts(d) for d in part_dirs)

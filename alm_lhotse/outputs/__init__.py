@@ -1,0 +1,1 @@
+"""Outputs: one writer per output format, and the registry of output streams."""

@@ -1,0 +1,1 @@
+"""Reading: discover manifest files, stream their lines, parse and validate entries."""
