@@ -6,9 +6,10 @@ import errno
 import hashlib
 import os
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Iterable, Optional, Union
 
 from alm_lhotse.errors import ManifestError
+from alm_lhotse.storage import LOCK_NAME
 
 PathLike = Union[str, os.PathLike]
 ManifestPaths = Union[PathLike, Iterable[PathLike]]
@@ -38,63 +39,113 @@ def _missing_reason(path: Path) -> str:
     return "not a regular file or directory"
 
 
-def _walk(root: Path) -> list[Path]:
-    """Every manifest below ``root`` in sorted order; symlinked directories are followed once."""
+def printable(path: Path) -> str:
+    """A path as text that can be printed and written to JSON: bytes that are not UTF-8
+    shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _dir_key(path: Path) -> Optional[tuple[int, int]]:
+    """(device, inode) of a directory, so any spelling of it (relative, via a symlink)
+    matches; None when it does not exist (yet)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _listing(directory: Path, seen: set[tuple[int, int]]) -> list[os.DirEntry]:
+    """Sorted entries of a directory not visited yet (nothing for one seen before, or
+    for an output directory of this tool below an input directory)."""
+    st = directory.stat()
+    key = (st.st_dev, st.st_ino)
+    if key in seen:
+        return []
+    seen.add(key)
+    try:
+        children = sorted(os.scandir(directory), key=lambda e: e.name)
+    except PermissionError as exc:
+        raise ManifestError(printable(directory), None, None, f"directory is not readable: {exc.strerror}") from exc
+    if any(child.name == LOCK_NAME for child in children):
+        return []
+    return children
+
+
+def _walk(root: Path, excluded: set[tuple[int, int]]) -> list[Path]:
+    """Every manifest below ``root`` in sorted order; symlinked directories are followed
+    once, ``excluded`` directories (by device and inode) and output directories of this
+    tool (they hold its lock file) not at all. Iterative: no depth of directories can
+    exhaust the recursion limit."""
+    if (root / LOCK_NAME).exists():
+        reason = f"holds the outputs of an earlier run ({LOCK_NAME}), which are not inputs: move the manifests out"
+        raise ManifestError(printable(root), None, None, reason)
     found: list[Path] = []
-    seen: set[tuple[int, int]] = set()
-
-    def visit(directory: Path) -> None:
-        st = directory.stat()
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            return
-        seen.add(key)
+    seen: set[tuple[int, int]] = set(excluded)
+    pending = [iter(_listing(root, seen))]
+    while pending:
+        child = next(pending[-1], None)
+        if child is None:
+            pending.pop()
+            continue
+        path = Path(child.path)
         try:
-            children = sorted(os.scandir(directory), key=lambda e: e.name)
-        except PermissionError as exc:
-            raise ManifestError(str(directory), None, None, f"directory is not readable: {exc.strerror}") from exc
-        for child in children:
-            path = Path(child.path)
+            is_dir = child.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
             try:
-                is_dir = child.is_dir()
+                pending.append(iter(_listing(path, seen)))
             except OSError:
-                is_dir = False
-            if is_dir:
-                try:
-                    visit(path)
-                except OSError:
-                    continue
-            elif is_manifest_name(child.name):
-                if not path.is_file():
-                    raise ManifestError(str(path), None, None, _missing_reason(path))
-                found.append(path)
-
-    visit(root)
+                continue
+        elif is_manifest_name(child.name):
+            if not path.is_file():
+                raise ManifestError(printable(path), None, None, _missing_reason(path))
+            found.append(path)
     return found
 
 
-def discover_manifests(paths: ManifestPaths) -> list[Path]:
+def _check_name(path: Path) -> Path:
+    """Manifest paths end up in outputs (rejects, recording ids) as UTF-8 text."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ManifestError(
+            printable(path), None, None, "file name is not valid UTF-8 (bytes shown as \\xNN); rename the file"
+        ) from None
+    return path
+
+
+def discover_manifests(paths: ManifestPaths, exclude: Iterable[PathLike] = ()) -> list[Path]:
     """Resolve paths into the ordered list of manifest files to read.
 
     A path listed N times is read N times (the reference's repeat factor); files inside
-    a directory come in sorted order so every run sees the same sequence.
+    a directory come in sorted order so every run sees the same sequence. Directories
+    in ``exclude`` (the run's output directory) are skipped inside input directories,
+    so a run never reads its own outputs back; an input directory that is one of them
+    is refused.
     """
     files: list[Path] = []
     listed = _as_list(paths)
     if not listed:
         raise ManifestError("<inputs>", None, None, "no input manifests given")
+    excluded = {key for key in map(_dir_key, map(Path, exclude)) if key is not None}
     for raw in listed:
         path = Path(raw)
         if path.is_dir():
-            found = _walk(path)
+            if _dir_key(path) in excluded:
+                reason = "is the output directory too, whose outputs would be read back as inputs: write them elsewhere"
+                raise ManifestError(printable(path), None, None, reason)
+            found = _walk(path, excluded)
             if not found:
-                raise ManifestError(str(path), None, None, f"no manifest files ({', '.join(MANIFEST_SUFFIXES)}) found")
+                reason = f"no manifest files ({', '.join(MANIFEST_SUFFIXES)}) found"
+                raise ManifestError(printable(path), None, None, reason)
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
-            raise ManifestError(str(path), None, None, _missing_reason(path))
-    return files
+            raise ManifestError(printable(path), None, None, _missing_reason(path))
+    return [_check_name(f) for f in files]
 
 
 def listing_fingerprint(files: Iterable[Path]) -> str:

@@ -71,25 +71,25 @@ def iter_lines(paths: ManifestPaths) -> Iterator[ManifestLine]:
         yield from iter_file_lines(path)
 
 
-def _find_number(value: Any, path: str, bad: Callable[[Any], bool]) -> str | None:
-    """Path of the first number for which ``bad`` holds."""
-    if type(value) in (int, float) and bad(value):
-        return path or "<entry>"
-    if isinstance(value, dict):
-        for k, v in value.items():
-            found = _find_number(v, f"{path}.{k}" if path else str(k), bad)
-            if found:
-                return found
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found = _find_number(v, f"{path}[{i}]", bad)
-            if found:
-                return found
+def _find_number(value: Any, bad: Callable[[Any], bool]) -> str | None:
+    """Path of the first number for which ``bad`` holds; iterative, so no nesting depth
+    can exhaust Python's recursion limit."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if type(item) in (int, float):
+            if bad(item):
+                return path or "<entry>"
+        elif isinstance(item, dict):
+            stack.extend((v, f"{path}.{k}" if path else str(k)) for k, v in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((v, f"{path}[{i}]") for i, v in reversed(list(enumerate(item))))
     return None
 
 
 def _explain_json_error(raw: bytes, exc: Exception) -> InvalidEntry:
-    """orjson rejects NaN, Infinity and huge integers; say which of those it was."""
+    """orjson rejects NaN, Infinity, huge integers and (newer versions) nesting past
+    1024 levels; say which of those it was."""
     import json
 
     try:
@@ -98,15 +98,64 @@ def _explain_json_error(raw: bytes, exc: Exception) -> InvalidEntry:
         return InvalidEntry(None, f"invalid UTF-8 at byte {err.start}")
     try:
         value = json.loads(text)
+    except RecursionError:
+        return InvalidEntry(None, f"invalid JSON: nested too deeply to read ({exc})")
     except ValueError:
         return InvalidEntry(None, f"invalid JSON: {exc}")
-    bad = _find_number(value, "", lambda v: type(v) is float and not math.isfinite(v))
+    bad = _find_number(value, lambda v: type(v) is float and not math.isfinite(v))
     if bad:
         return InvalidEntry(bad, "NaN or Infinity is not a valid number")
-    bad = _find_number(value, "", lambda v: abs(v) > sys.float_info.max)
+    bad = _find_number(value, lambda v: abs(v) > sys.float_info.max)
     if bad:
         return InvalidEntry(bad, "integer too large for a 64-bit float")
     return InvalidEntry(None, f"invalid JSON: {exc}")
+
+
+# orjson writes at most 255 nested levels and an output wraps an input value in at most
+# 3 more (a segment inside ``stats.lost_win_full_data[i].window_segs``): deeper lines are
+# rejected when read, not when written.
+MAX_DEPTH = 200
+_NOT_MARK = bytes(b for b in range(256) if b not in b'[]{}"')
+
+
+def _surely_shallow(raw: bytes) -> bool:
+    """A C-speed test that a parsed line nests at most ``MAX_DEPTH`` levels; False
+    means "look at the parsed value".
+
+    A line with fewer brackets than that cannot nest deeper. Otherwise only brackets and
+    quotes are kept (escaped quotes dropped), and empty strings ``""`` and innermost
+    bracket pairs are removed in turns: quotes fence off brackets inside strings, so a
+    round removes at most two structural levels and a line that empties within 10
+    rounds is at most 20 deep."""
+    if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
+        return True
+    if b"\\" in raw:
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    marks = raw.translate(None, _NOT_MARK)
+    for _ in range(10):
+        marks = marks.replace(b'""', b"").replace(b"{}", b"").replace(b"[]", b"")
+        if not marks:
+            return True
+    return False
+
+
+def _too_deep(value: Any, limit: int) -> str | None:
+    """Where ``value`` first nests deeper than ``limit`` (the path's first steps), or None."""
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        item, depth, path = stack.pop()
+        if type(item) is dict:
+            children: Any = ((v, f"{path}.{k}" if path else str(k)) for k, v in item.items())
+        elif type(item) is list:
+            children = ((v, f"{path}[{i}]") for i, v in enumerate(item))
+        else:
+            continue
+        if depth > limit:
+            return path
+        for child, child_path in children:
+            if type(child) in (dict, list):
+                stack.append((child, depth + 1, child_path if depth < 6 else path))
+    return None
 
 
 EntryHook = Callable[[Any], Any]
@@ -125,6 +174,10 @@ def parse_entry(raw: bytes, prepare: Optional[EntryHook] = None) -> dict[str, An
     if prepare is not None:
         entry = prepare(entry)
     validate_entry(entry)
+    if not _surely_shallow(raw):
+        deep = _too_deep(entry, MAX_DEPTH)
+        if deep is not None:
+            raise InvalidEntry(deep, f"nested more than {MAX_DEPTH} levels deep (the output could not be written)")
     return entry
 
 

@@ -113,6 +113,37 @@ def _segment_looks_valid(seg: Any) -> bool:
     return all(type(w) is dict and _span_looks_valid(w) and _optional_str(w.get("word")) for w in words)
 
 
+# Lhotse stores sampling_rate and num_samples = round(duration * rate) as integers, and
+# orjson writes none past 64 bits: larger counts are rejected here, not at write time.
+MAX_SAMPLES = 2**63
+
+
+def _check_whole_rate(rate: Any) -> None:
+    """A recording's rate is a whole number of samples per second; a fractional one
+    could only be written to Lhotse changed (0.5 as 0), so it is rejected."""
+    if type(rate) is float and not rate.is_integer():
+        raise InvalidEntry("audio_sample_rate", f"must be a whole number of samples per second, got {rate!r}")
+    if rate >= MAX_SAMPLES:
+        raise InvalidEntry("audio_sample_rate", f"must be below 2**63, got {rate!r}")
+
+
+def _check_sample_count(seconds: Any, rate: Any, field: str) -> None:
+    """``seconds`` at ``rate`` must give a sample count that fits a signed 64-bit int."""
+    if not seconds * int(rate) < MAX_SAMPLES:
+        raise InvalidEntry(
+            field, f"{seconds!r} s at {rate!r} Hz is more than 2**63 samples (the 64-bit limit of Lhotse's num_samples)"
+        )
+
+
+def _check_segment_ends(segments: list, rate: Any) -> None:
+    """Without a ``duration`` the recording lasts until the last segment end, whose
+    sample count must fit 64 bits too (only such entries pay for this pass)."""
+    limit = MAX_SAMPLES / int(rate)
+    for i, seg in enumerate(segments):
+        if not seg["end"] < limit:
+            _check_sample_count(seg["end"], rate, f"segments[{i}].end")
+
+
 def validate_entry(entry: Any) -> None:
     """Raise InvalidEntry for the first problem found in an entry."""
     if type(entry) is not dict:
@@ -126,10 +157,12 @@ def validate_entry(entry: Any) -> None:
     rate = entry["audio_sample_rate"]
     if not _is_number(rate) or rate <= 0:
         raise InvalidEntry("audio_sample_rate", f"must be a positive number, got {rate!r}")
+    _check_whole_rate(rate)
     if "duration" in entry:
         duration = entry["duration"]
         if not _is_number(duration) or duration < 0:
             raise InvalidEntry("duration", f"must be a non-negative number, got {duration!r}")
+        _check_sample_count(duration, rate, "duration")
     segments = entry["segments"]
     if type(segments) is not list:
         raise InvalidEntry("segments", f"must be a list, got {_type_name(segments)}")
@@ -138,8 +171,10 @@ def validate_entry(entry: Any) -> None:
         for i, seg in enumerate(segments):
             if not _segment_looks_valid(seg):
                 _check_segment(seg, f"segments[{i}]")
-        return
-    i = native.first_doubtful_segment(segments, 0)
-    while i < len(segments):
-        _check_segment(segments[i], f"segments[{i}]")
-        i = native.first_doubtful_segment(segments, i + 1)
+    else:
+        i = native.first_doubtful_segment(segments, 0)
+        while i < len(segments):
+            _check_segment(segments[i], f"segments[{i}]")
+            i = native.first_doubtful_segment(segments, i + 1)
+    if "duration" not in entry:
+        _check_segment_ends(segments, rate)
