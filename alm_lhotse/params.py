@@ -219,7 +219,7 @@ def markdown_table(params: Iterable[Param]) -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for p in params:
-        flag = f"`{p.flag}`" + "".join(f", `--{a.replace('_', '-')}` (old name)" for a in p.aliases)
+        flag = f"`{p.flag}`" + "".join(f", `--{a.replace('_', '-')}` (old name, lhotse-alm)" for a in p.aliases)
         default = p.text(p.default) or "(empty)"
         rows.append(f"| `{p.name}` | {flag} | `{default}` | {p.allowed} | {p.help} |")
     return "\n".join(rows) + "\n"
