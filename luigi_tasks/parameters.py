@@ -77,7 +77,7 @@ class DeclaredParameter(luigi.Parameter):
         self.spec = spec
 
     def parse(self, x: Any) -> Any:
-        with reported(self.spec.flag):
+        with reported(f"{self.spec.name} ({self.spec.flag})"):
             return self.spec.typed(self.spec.parse("" if x == _EMPTY else x))
 
     def normalize(self, x: Any) -> Any:
