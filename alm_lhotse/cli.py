@@ -22,7 +22,12 @@ from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
 from alm_lhotse.config import PARAMETERS
 from alm_lhotse.errors import ManifestError
 from alm_lhotse.params import BOOL, CHOICE, Param, ParamError
-from alm_lhotse.recipe import OVERLAP_OPTIONS, WINDOW_OPTIONS, configs_from_options, prepare_alm
+from alm_lhotse.recipe import (
+    OVERLAP_OPTIONS,
+    WINDOW_OPTIONS,
+    configs_from_options,
+    prepare_alm,
+)
 from alm_lhotse.shar import AUDIO_FORMATS, SharExportError, export_shar
 
 

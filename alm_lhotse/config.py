@@ -8,7 +8,7 @@ docs/parameters.md all derive from these declarations (see ``alm_lhotse.params``
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Union
 
 from alm_lhotse.params import (

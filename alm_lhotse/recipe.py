@@ -31,15 +31,21 @@ from lhotse.utils import Pathlike
 from tqdm.auto import tqdm
 
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB, AudioCompletion
-from alm_lhotse.config import ON_ERROR, OVERLAP_PARAMS, WINDOW_PARAMS, OverlapConfig, WindowConfig
+from alm_lhotse.config import (
+    ON_ERROR,
+    OVERLAP_PARAMS,
+    WINDOW_PARAMS,
+    OverlapConfig,
+    WindowConfig,
+)
 from alm_lhotse.execution.runner import run_job
-from alm_lhotse.params import aliases_of, renamed
 from alm_lhotse.outputs.streams import (
     CUTS_PART,
     FINAL_NAMES,
     RECORDINGS_PART,
     SUPERVISIONS_PART,
 )
+from alm_lhotse.params import aliases_of, renamed
 from alm_lhotse.reading.discovery import ManifestPaths
 from alm_lhotse.reading.reader import iter_jsonl_dicts
 from alm_lhotse.storage import publish

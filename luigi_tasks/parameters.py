@@ -71,9 +71,11 @@ def reported(where: Optional[str] = None) -> Iterator[None]:
 class DeclaredParameter(luigi.Parameter):
     """A luigi parameter made from a declaration: its default, help, parsing and checks."""
 
-    def __init__(self, spec: Param) -> None:
+    def __init__(self, spec: Param, **kwargs: Any) -> None:
+        """``kwargs``: luigi's other options (``significant=False``, ...)."""
         default = spec.text(spec.default) or "(empty)"
-        super().__init__(default=spec.typed(spec.default), description=f"{spec.help} [{spec.allowed}; default {default}]")
+        description = f"{spec.help} [{spec.allowed}; default {default}]"
+        super().__init__(default=spec.typed(spec.default), description=description, **kwargs)
         self.spec = spec
 
     def parse(self, x: Any) -> Any:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import configparser
 import gzip
 import json
+import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Any, Optional
@@ -61,8 +63,6 @@ LUIGI_ONLY_INVALID = [
 
 
 def luigi_run(*args: str, cwd: Path, env: Optional[dict[str, str]] = None) -> subprocess.CompletedProcess:
-    import os
-
     full = {k: v for k, v in os.environ.items() if k != "LUIGI_CONFIG_PATH"}
     full.update(env or {})
     command = [sys.executable, "-m", "luigi", "--module", "luigi_tasks", "AlmWindows", "--local-scheduler", *args]
@@ -144,7 +144,7 @@ def test_recipes_use_declared_keys_and_valid_values(recipe: str) -> None:
 
 def test_docs_table_is_generated_from_the_declarations() -> None:
     text = (ROOT / "docs/parameters.md").read_text()
-    table = re.search(r"<!-- parameters:begin[^\n]*-->\n(.*?)<!-- parameters:end -->", text, re.S)
+    table = re.search(r"<!-- parameters:begin[^\n]*-->\n(.*?)<!-- parameters:end -->", text, re.DOTALL)
     assert table, "docs/parameters.md lost its generated table markers"
     assert table.group(1) == markdown_table(PARAMETERS), "regenerate the table (see the end of docs/parameters.md)"
 
@@ -238,32 +238,48 @@ def test_recipe_cli_errors(flags: list[str], name: str, tmp_path: Path) -> None:
 # --- luigi command line and luigi.cfg: one ERROR: line, exit 35, nothing written ---------
 
 
+CFG_INVALID = [
+    ("min_sample_rate = abc", "min_sample_rate in [AlmWindows] of the luigi config must be an integer >= 0, got 'abc'"),
+    ("truncation = maybe", "truncation in [AlmWindows] of the luigi config must be true or false"),
+    ("min_speakers = 4\nmax_speakers = 3", "min_speakers must be an integer from 1 to max_speakers"),
+    ("tolerence = 0.2", "unknown key 'tolerence' in [AlmWindows]"),
+]
+
+
+@pytest.fixture(scope="module")
+def luigi_errors(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """Every invalid-value run of the luigi command line, started a few at a time (each is
+    a fresh process that stops before any work), keyed by test id."""
+    runs: dict[str, tuple[Path, tuple[str, ...], Optional[dict[str, str]]]] = {}
+    for flags, _ in INVALID + LUIGI_ONLY_INVALID:
+        runs[" ".join(flags)] = (tmp_path_factory.mktemp("flags"), ("--output-dir", "out", *flags), None)
+    for section, _ in CFG_INVALID:
+        for where in ("cwd", "LUIGI_CONFIG_PATH"):
+            cwd = tmp_path_factory.mktemp("cfg")
+            cfg = cwd / ("luigi.cfg" if where == "cwd" else "recipe.cfg")
+            cfg.write_text(f"[AlmWindows]\n{section}\n")
+            runs[f"{where}:{section}"] = (cwd, ("--output-dir", "out"), {"LUIGI_CONFIG_PATH": str(cfg)} if where != "cwd" else None)
+    with ThreadPoolExecutor(4) as pool:
+        procs = {key: pool.submit(luigi_run, *args, cwd=cwd, env=env) for key, (cwd, args, env) in runs.items()}
+        return {key: (runs[key][0], proc.result()) for key, proc in procs.items()}
+
+
 @pytest.mark.parametrize("flags, name", INVALID + LUIGI_ONLY_INVALID)
-def test_luigi_command_line_errors(flags: list[str], name: str, tmp_path: Path) -> None:
-    proc = luigi_run("--output-dir", "out", *flags, cwd=tmp_path)
+def test_luigi_command_line_errors(flags: list[str], name: str, luigi_errors: dict) -> None:
+    cwd, proc = luigi_errors[" ".join(flags)]
     assert proc.returncode == 35, proc.stderr
     line = assert_one_error_line(proc.stderr, "ERROR:", name)
     assert "must be" in line
-    assert not (tmp_path / "out").exists()
+    assert not (cwd / "out").exists()
 
 
-@pytest.mark.parametrize(
-    "section, message",
-    [
-        ("min_sample_rate = abc", "min_sample_rate in [AlmWindows] of the luigi config must be an integer >= 0, got 'abc'"),
-        ("truncation = maybe", "truncation in [AlmWindows] of the luigi config must be true or false"),
-        ("min_speakers = 4\nmax_speakers = 3", "min_speakers must be an integer from 1 to max_speakers"),
-        ("tolerence = 0.2", "unknown key 'tolerence' in [AlmWindows]"),
-    ],
-)
+@pytest.mark.parametrize("section, message", CFG_INVALID)
 @pytest.mark.parametrize("where", ["cwd", "LUIGI_CONFIG_PATH"])
-def test_luigi_cfg_errors(section: str, message: str, where: str, tmp_path: Path) -> None:
-    cfg = tmp_path / ("luigi.cfg" if where == "cwd" else "recipe.cfg")
-    cfg.write_text(f"[AlmWindows]\n{section}\n")
-    proc = luigi_run("--output-dir", "out", cwd=tmp_path, env={"LUIGI_CONFIG_PATH": str(cfg)} if where != "cwd" else None)
+def test_luigi_cfg_errors(section: str, message: str, where: str, luigi_errors: dict) -> None:
+    cwd, proc = luigi_errors[f"{where}:{section}"]
     assert proc.returncode == 35, proc.stderr
     assert message in assert_one_error_line(proc.stderr, "ERROR:")
-    assert not (tmp_path / "out").exists()
+    assert not (cwd / "out").exists()
 
 
 def test_unknown_key_in_another_of_our_sections(tmp_path: Path) -> None:
