@@ -19,57 +19,54 @@ from lhotse.bin.modes.cli_base import cli, prepare
 from lhotse.bin.modes.shar import shar
 
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
-from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.config import PARAMETERS
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.execution.loop import ON_ERROR_CHOICES
-from alm_lhotse.recipe import OVERLAP_OPTIONS, WINDOW_OPTIONS, prepare_alm
+from alm_lhotse.params import BOOL, CHOICE, Param, ParamError
+from alm_lhotse.recipe import (
+    OVERLAP_OPTIONS,
+    WINDOW_OPTIONS,
+    configs_from_options,
+    prepare_alm,
+)
 from alm_lhotse.shar import AUDIO_FORMATS, SharExportError, export_shar
 
-_HELP = {
-    "target_window_duration": "Target window length in seconds.",
-    "tolerance": "Allowed deviation from the target, as a fraction of it.",
-    "min_sample_rate": "Entries below this sample rate give no windows.",
-    "min_bandwidth": "Segments below this bandwidth (Hz) break windows.",
-    "min_speakers": "Fewest distinct speakers a window may have.",
-    "max_speakers": "Most distinct speakers a window may have.",
-    "truncation": "Cut the last segment to fit the window instead of dropping the window.",
-    "drop_fields": "Comma-separated segment fields left out of the output windows.",
-    "drop_fields_top_level": "Comma-separated entry fields left out of the output.",
-    "sort_segments": "Sort segments by start time before building windows.",
-    "overlap_percentage": "Windows overlapping a kept one by more than this percentage are dropped (0-100).",
-    "target_duration": "Duration the overlap filter aims at, in seconds.",
-}
+
+class _Declared(click.ParamType):
+    """A declared parameter's parsing and checks, reported the click way (one Error: line)."""
+
+    def __init__(self, spec: Param) -> None:
+        self.spec = spec
+        self.name = spec.kind
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        try:
+            return self.spec.typed(self.spec.parse(value))
+        except ParamError as exc:
+            self.fail(f"must be {exc.allowed}, got {exc.value!r}", param, ctx)
 
 
-def _defaults() -> dict[str, Any]:
-    window, overlap = WindowConfig(), OverlapConfig()
-    return {**{k: getattr(window, k) for k in WINDOW_OPTIONS}, **{k: getattr(overlap, k) for k in OVERLAP_OPTIONS}}
+def _option(spec: Param) -> Callable[[Callable], Callable]:
+    flags = [spec.flag, *(f"--{alias.replace('_', '-')}" for alias in spec.aliases)]
+    if spec.kind == BOOL:
+        return click.option(f"{spec.flag}/--no-{spec.flag[2:]}", spec.name, default=spec.default, help=spec.help)
+    if spec.kind == CHOICE:
+        return click.option(*flags, spec.name, type=click.Choice(spec.choices), default=spec.default, help=spec.help)
+    help_text = f"{spec.help} Allowed: {spec.allowed}."
+    return click.option(*flags, spec.name, type=_Declared(spec), default=spec.text(spec.default), help=help_text)
 
 
-def _config_options(command: Callable) -> Callable:
-    """One click option per WindowConfig/OverlapConfig field, with the core's defaults."""
-    for name, default in reversed(list(_defaults().items())):
-        flag = name.replace("_", "-")
-        if isinstance(default, bool):
-            command = click.option(f"--{flag}/--no-{flag}", name, default=default, help=_HELP[name])(command)
-        else:
-            value_type = float if name == "overlap_percentage" else type(default)
-            command = click.option(f"--{flag}", name, type=value_type, default=default, help=_HELP[name])(command)
+def _declared_options(command: Callable) -> Callable:
+    """One click option per declared parameter (alm_lhotse.config), in declaration order."""
+    for spec in reversed(PARAMETERS):
+        command = _option(spec)(command)
     return command
 
 
 @prepare.command(context_settings=dict(show_default=True))
 @click.argument("manifest_path", type=click.Path(exists=True, path_type=Path))
 @click.argument("output_dir", type=click.Path(path_type=Path))
-@_config_options
+@_declared_options
 @click.option("-j", "--num-jobs", type=int, default=1, help="Worker processes.")
-@click.option(
-    "--on-error",
-    type=click.Choice(ON_ERROR_CHOICES),
-    default="fail",
-    help="fail: stop at the first bad line, naming file, line, field and reason; "
-    "skip: write bad lines to OUTPUT_DIR/rejects.jsonl and go on.",
-)
 @click.option(
     "--read-audio-headers/--no-read-audio-headers",
     default=True,
@@ -94,6 +91,10 @@ def alm(manifest_path: Path, output_dir: Path, **options: Any) -> None:
     Writes OUTPUT_DIR/alm_output.jsonl (NeMo Curator compatible), OUTPUT_DIR/rejects.jsonl
     and Lhotse manifests OUTPUT_DIR/lhotse/alm_{recordings,supervisions,cuts_windows}_all.jsonl.gz.
     """
+    try:
+        configs_from_options({name: options[name] for name in (*WINDOW_OPTIONS, *OVERLAP_OPTIONS)})
+    except ValueError as exc:  # what one option alone cannot check (min_speakers <= max_speakers)
+        raise click.UsageError(str(exc)) from None
     try:
         prepare_alm(manifest_path, output_dir, **options)
     except (ManifestError, ValueError) as exc:

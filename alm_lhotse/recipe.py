@@ -31,7 +31,13 @@ from lhotse.utils import Pathlike
 from tqdm.auto import tqdm
 
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB, AudioCompletion
-from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.config import (
+    ON_ERROR,
+    OVERLAP_PARAMS,
+    WINDOW_PARAMS,
+    OverlapConfig,
+    WindowConfig,
+)
 from alm_lhotse.execution.runner import run_job
 from alm_lhotse.outputs.streams import (
     CUTS_PART,
@@ -39,6 +45,7 @@ from alm_lhotse.outputs.streams import (
     RECORDINGS_PART,
     SUPERVISIONS_PART,
 )
+from alm_lhotse.params import aliases_of, renamed
 from alm_lhotse.reading.discovery import ManifestPaths
 from alm_lhotse.reading.reader import iter_jsonl_dicts
 from alm_lhotse.storage import publish
@@ -46,8 +53,9 @@ from alm_lhotse.storage import publish
 PART = "all"
 LHOTSE_SUBDIR = "lhotse"
 RECIPE_SUMMARY = "prepare_summary.json"
-WINDOW_OPTIONS = tuple(f.name for f in dataclasses.fields(WindowConfig) if f.init)
-OVERLAP_OPTIONS = tuple(f.name for f in dataclasses.fields(OverlapConfig) if f.init)
+WINDOW_OPTIONS = tuple(p.name for p in WINDOW_PARAMS)
+OVERLAP_OPTIONS = tuple(p.name for p in OVERLAP_PARAMS)
+_OLD_NAMES = aliases_of((*WINDOW_PARAMS, *OVERLAP_PARAMS))
 # Lhotse's own tolerance for a supervision reaching past its recording (lhotse.qa).
 _END_TOLERANCE = 1e-3
 
@@ -91,7 +99,9 @@ def _run_job_with_progress(enabled: bool, **kwargs: Any) -> dict[str, Any]:
 
 
 def configs_from_options(options: dict[str, Any]) -> tuple[WindowConfig, OverlapConfig]:
-    """Split window and overlap keyword options; a misspelt option is an error, not a no-op."""
+    """Split window and overlap keyword options (old names accepted); a misspelt option is
+    an error, not a no-op."""
+    options = renamed(options, _OLD_NAMES)
     unknown = sorted(set(options) - set(WINDOW_OPTIONS) - set(OVERLAP_OPTIONS))
     if unknown:
         raise TypeError(f"unknown window/overlap options {unknown}; known: {WINDOW_OPTIONS + OVERLAP_OPTIONS}")
@@ -183,11 +193,13 @@ def prepare_alm(
         audio header when the file exists.
     :param estimate_bandwidth: estimate a missing segment ``metrics.bandwidth`` from the audio
         (see ``alm_lhotse.audio``).
-    :param window_and_overlap_options: any field of ``WindowConfig`` and ``OverlapConfig``.
+    :param window_and_overlap_options: any field of ``WindowConfig`` and ``OverlapConfig``
+        (docs/parameters.md); an invalid value raises ``ValueError`` before any work.
     :return: ``{"all": {"recordings": RecordingSet, "supervisions": SupervisionSet, "cuts": CutSet}}``;
         ``cuts`` are the kept windows (read lazily from disk when ``output_dir`` is given).
     """
     wcfg, ocfg = configs_from_options(window_and_overlap_options)
+    ON_ERROR.check(on_error)
     hook = None
     if read_audio_headers or estimate_bandwidth:
         hook = AudioCompletion(read_audio_headers, estimate_bandwidth, bandwidth_threshold_db)

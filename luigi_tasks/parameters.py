@@ -1,52 +1,159 @@
-"""The parameters every ALM task shares: builder, overlap and error policy."""
+"""The parameters every ALM task shares (builder, overlap and error policy), made from
+their declarations in ``alm_lhotse.config``, and their validation on luigi's command line.
+
+A bad value, whether luigi could parse it or not, on the command line or in a luigi cfg,
+stops a command-line run before any work with one ``ERROR:`` line naming the parameter
+and what is allowed, and the scheduling-error exit code (35); in Python it is a
+``ValueError``. An explicitly empty value (``--drop-fields=``, ``drop_fields =``) means
+empty, not "use the default".
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+import warnings
+from configparser import NoOptionError, NoSectionError
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 import luigi
+import luigi.configuration
+from luigi.cmdline_parser import CmdlineParser
+from luigi.parameter import UnconsumedParameterWarning, _no_value
+from luigi.task_register import Register, TaskClassException
 
-from alm_lhotse.config import OverlapConfig, WindowConfig, params_digest
-from alm_lhotse.execution.loop import ON_ERROR_CHOICES
+from alm_lhotse.config import (
+    ON_ERROR,
+    OVERLAP_PARAMS,
+    PARAMETERS,
+    WINDOW_PARAMS,
+    OverlapConfig,
+    WindowConfig,
+    params_digest,
+)
+from alm_lhotse.params import BOOL, Param, ParamError
 from alm_lhotse.storage import key_of
 
 FORMAT_VERSION = 1
+# argparse hands our parameters this for an explicitly empty value (NUL cannot be in argv),
+# because luigi drops empty strings from the command line as if the flag were absent.
+_EMPTY = "\0"
+_TASK_MODULE = __name__.split(".")[0]
+
+# Unknown keys in our cfg sections are errors (below), not luigi's easily missed warning.
+warnings.filterwarnings("ignore", message=r"(?s).*not consumed by the task 'Alm", category=UnconsumedParameterWarning)
 
 
+def _mark_empty(text: str) -> str:
+    return text or _EMPTY
+
+
+def fail(message: str, exc: Exception) -> None:
+    """On luigi's command line: one ERROR line and the scheduling-error exit code, no
+    traceback (luigi would report any exception as a crash, exit 4); in Python, raise."""
+    if CmdlineParser.get_instance() is None:
+        raise ValueError(message) from exc
+    print(f"ERROR: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(luigi.configuration.get_config().getint("retcode", "scheduling_error", 35))
+
+
+@contextmanager
+def reported(where: Optional[str] = None) -> Iterator[None]:
+    """Parameter errors inside, reported by ``fail`` with the parameter named as ``where``."""
+    try:
+        yield
+    except ParamError as exc:
+        fail(exc.explain(where or exc.name), exc)
+    except ValueError as exc:
+        fail(str(exc), exc)
+
+
+class DeclaredParameter(luigi.Parameter):
+    """A luigi parameter made from a declaration: its default, help, parsing and checks."""
+
+    def __init__(self, spec: Param, **kwargs: Any) -> None:
+        """``kwargs``: luigi's other options (``significant=False``, ...)."""
+        default = spec.text(spec.default) or "(empty)"
+        description = f"{spec.help} [{spec.allowed}; default {default}]"
+        super().__init__(default=spec.typed(spec.default), description=description, **kwargs)
+        self.spec = spec
+
+    def parse(self, x: Any) -> Any:
+        with reported(f"{self.spec.name} ({self.spec.flag})"):
+            return self.spec.typed(self.spec.parse("" if x == _EMPTY else x))
+
+    def normalize(self, x: Any) -> Any:
+        with reported():
+            return self.spec.typed(self.spec.check(x))
+
+    def serialize(self, x: Any) -> str:
+        return self.spec.text(x)
+
+    def _parser_kwargs(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        parser_kwargs = super()._parser_kwargs(*args, **kwargs)
+        parser_kwargs["type"] = _mark_empty
+        if self.spec.kind == BOOL:  # `--sort-segments` alone means true; `--truncation false` too
+            parser_kwargs.update(nargs="?", const="true")
+        return parser_kwargs
+
+    def _get_value_from_config(self, section: str, name: str) -> Any:
+        try:
+            text = luigi.configuration.get_config().get(section, name)
+        except (NoSectionError, NoOptionError, KeyError):
+            return _no_value
+        with reported(f"{name} in [{section}] of the luigi config"):
+            return self.spec.typed(self.spec.parse(text))
+
+
+def check_config_sections() -> None:
+    """A key in a cfg section of one of our tasks that the task does not have is an error:
+    a misspelt parameter must not silently leave the default in place."""
+    conf = luigi.configuration.get_config()
+    for section in conf.sections():
+        try:
+            task = Register.get_task_cls(section)
+        except TaskClassException:
+            continue
+        if task.__module__.split(".")[0] != _TASK_MODULE:
+            continue
+        known = task.get_param_names(include_significant=True)
+        for key in conf[section]:
+            if key.replace("-", "_") not in known:
+                message = f"unknown key {key!r} in [{section}] of the luigi config; known keys: {', '.join(known)}"
+                fail(message, KeyError(key))
+
+
+def _with_declared_parameters(cls: type) -> type:
+    for spec in PARAMETERS:
+        parameter = DeclaredParameter(spec)
+        parameter.__set_name__(cls, spec.name)  # as the class body would have done
+        setattr(cls, spec.name, parameter)
+    return cls
+
+
+@_with_declared_parameters
 class AlmParameters:
-    """Builder, overlap and error-policy parameters: everything that changes the output."""
+    """Builder, overlap and error-policy parameters: everything that changes the output.
+    One luigi parameter per declaration in ``alm_lhotse.config``."""
 
-    target_window_duration = luigi.FloatParameter(default=120.0, description="Target window length in seconds.")
-    tolerance = luigi.FloatParameter(default=0.1, description="Allowed relative deviation from the target.")
-    min_sample_rate = luigi.IntParameter(default=16000, description="Entries below this sample rate get no windows.")
-    min_bandwidth = luigi.IntParameter(default=8000, description="Minimum segment bandwidth in Hz.")
-    min_speakers = luigi.IntParameter(default=2, description="Minimum speakers per window.")
-    max_speakers = luigi.IntParameter(default=5, description="Maximum speakers per window.")
-    truncation = luigi.BoolParameter(
-        default=True, parsing=luigi.BoolParameter.EXPLICIT_PARSING, description="Truncate the last segment at a word (true|false)."
-    )
-    drop_fields = luigi.Parameter(default="words", description="Comma-separated segment fields dropped from windows.")
-    drop_fields_top_level = luigi.Parameter(
-        default="words,segments", description="Comma-separated top-level fields dropped from output entries."
-    )
-    sort_segments = luigi.BoolParameter(default=False, description="Sort segments by start before building windows.")
-    overlap_percentage = luigi.FloatParameter(default=50.0, description="Overlap (0-100) above which windows compete.")
-    overlap_target_duration = luigi.FloatParameter(default=120.0, description="Duration the overlap filter prefers.")
-    on_error = luigi.ChoiceParameter(
-        default="fail", choices=ON_ERROR_CHOICES, description="fail: stop at the first bad line; skip: write it to rejects.jsonl."
-    )
+    WINDOW_NAMES = tuple(p.name for p in WINDOW_PARAMS)
+    OVERLAP_NAMES = tuple(p.name for p in OVERLAP_PARAMS)
+    PARAMETER_NAMES = (*WINDOW_NAMES, *OVERLAP_NAMES, ON_ERROR.name)
 
-    WINDOW_NAMES = (
-        "target_window_duration", "tolerance", "min_sample_rate", "min_bandwidth", "min_speakers",
-        "max_speakers", "truncation", "drop_fields", "drop_fields_top_level", "sort_segments",
-    )
-    PARAMETER_NAMES = (*WINDOW_NAMES, "overlap_percentage", "overlap_target_duration", "on_error")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Checks what one value alone cannot (min_speakers <= max_speakers) and the cfg
+        sections, before the task is scheduled."""
+        super().__init__(*args, **kwargs)
+        with reported():
+            self.window_config()
+            self.overlap_config()
+        check_config_sections()
 
     def window_config(self) -> WindowConfig:
         return WindowConfig(**{name: getattr(self, name) for name in self.WINDOW_NAMES})
 
     def overlap_config(self) -> OverlapConfig:
-        return OverlapConfig(self.overlap_percentage, self.overlap_target_duration)
+        return OverlapConfig(**{name: getattr(self, name) for name in self.OVERLAP_NAMES})
 
     def processing_params(self) -> dict[str, Any]:
         """The values to hand to downstream tasks explicitly (else they use defaults)."""

@@ -78,12 +78,13 @@ def test_missing_audio_in_shar_export_names_window_and_file(tmp_path: Path) -> N
     assert skipped.exit_code == 0 and "windows rejected: see" in skipped.output
 
 
-def test_every_window_and_overlap_option_reaches_the_core(sample_manifest: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("overlap_target_flag", ["--overlap-target-duration", "--target-duration"])
+def test_every_window_and_overlap_option_reaches_the_core(sample_manifest: Path, tmp_path: Path, overlap_target_flag: str) -> None:
     args = [
         "--target-window-duration", "60", "--tolerance", "0.2", "--min-sample-rate", "8000",
         "--min-bandwidth", "7000", "--min-speakers", "1", "--max-speakers", "4", "--no-truncation",
         "--drop-fields", "words,metrics", "--drop-fields-top-level", "segments", "--sort-segments",
-        "--overlap-percentage", "25.5", "--target-duration", "50",
+        "--overlap-percentage", "25.5", overlap_target_flag, "50",
     ]  # fmt: skip
     result = CliRunner().invoke(cli, ["prepare", "alm", str(sample_manifest), str(tmp_path / "out"), "--no-progress", *args])
     assert result.exit_code == 0, result.output
@@ -93,7 +94,7 @@ def test_every_window_and_overlap_option_reaches_the_core(sample_manifest: Path,
         max_speakers=4, truncation=False, drop_fields="words,metrics", drop_fields_top_level="segments",
         sort_segments=True,
     ).to_dict()  # fmt: skip
-    assert summary["overlap_config"] == OverlapConfig(overlap_percentage=25.5, target_duration=50.0).to_dict()
+    assert summary["overlap_config"] == OverlapConfig(overlap_percentage=25.5, overlap_target_duration=50.0).to_dict()
 
 
 def test_skip_writes_rejects_and_counts_them(sample_manifest: Path, tmp_path: Path) -> None:
