@@ -160,12 +160,11 @@ def _build(entry: dict[str, Any], segments: list[dict[str, Any]], cfg: WindowCon
         if not view.bandwidth_ok[first]:
             _lose(stats, "lost_bw", durations[first])
             continue
-        window, truncated = _grow(view, first)
+        window, speaker_durations, truncated = _grow(view, first)
         events += truncated
         if not _has_window_shape(view, window):
             lost.append(_lose_window(view, stats, window))
             continue
-        speaker_durations = _speaker_durations(view, window)
         if not cfg.min_speakers <= len(speaker_durations) <= cfg.max_speakers:
             _lose(stats, "lost_spk", durations[first])
             continue
@@ -201,47 +200,59 @@ class _Segments:
         )
 
 
-def _speaker_fits(stored: set, speaker: Any, max_speakers: int) -> bool:
+def _speaker_fits(totals: dict, speaker: Any, max_speakers: int) -> bool:
     """Whether a segment of ``speaker`` may join a window whose stored segments name the
-    ``stored`` speakers: the reference's "not ``no-speaker``, at most ``max_speakers``"."""
-    grown = len(stored) + (1 if speaker and speaker not in stored else 0)
+    speakers in ``totals``: the reference's "not ``no-speaker``, at most ``max_speakers``"."""
+    grown = len(totals) + (1 if speaker and speaker not in totals else 0)
     return grown <= max_speakers and speaker != NO_SPEAKER
 
 
-def _grow(view: _Segments, first: int) -> tuple[Window, bool]:
-    """The window starting at ``first``, grown segment by segment as the reference does,
-    and whether a truncation was attempted (the reference's ``truncation_events``)."""
-    starts, ends, speakers = view.starts, view.ends, view.speakers
+def _add(totals: dict, speaker: Any, duration: Any) -> None:
+    """The reference's speaker-duration sum: named speakers only, in segment order."""
+    if speaker:
+        totals[speaker] = totals.get(speaker, 0) + duration
+
+
+def _grow(view: _Segments, first: int) -> tuple[Window, dict, bool]:
+    """The window starting at ``first``, grown segment by segment as the reference does;
+    its seconds per named speaker (summed while it grows: the reference's sums of its
+    stored segments, in their order; none where speakers are a dropped field); and
+    whether a truncation was attempted (the reference's ``truncation_events``)."""
+    starts, ends, speakers, bandwidth_ok = view.starts, view.ends, view.speakers, view.bandwidth_ok
     max_duration, max_speakers = view.cfg.max_duration, view.cfg.max_speakers
-    start = starts[first]
-    stored: set = set()  # the speakers the stored segments name
+    n, start = len(starts), starts[first]
+    totals: dict = {}
     stop = first
-    while stop < len(starts) and view.bandwidth_ok[stop]:
+    while stop < n and bandwidth_ok[stop]:
         if ends[stop] - start > max_duration:
-            return _end_with_part(view, first, stop, stored)
+            return _end_with_part(view, first, stop, totals)
         speaker = speakers[stop]
-        if not _speaker_fits(stored, speaker, max_speakers):
+        known = speaker and speaker in totals  # a speaker already in the window fits
+        if not known and not _speaker_fits(totals, speaker, max_speakers):
             break
-        if speaker and view.keep_speaker:
-            stored.add(speaker)
+        if view.keep_speaker:
+            _add(totals, speaker, view.durations[stop])
         stop += 1
     end = ends[stop - 1] if stop > first else ends[first]
-    return Window(first, stop, None, start, end), False
+    return Window(first, stop, None, start, end), totals, False
 
 
-def _end_with_part(view: _Segments, first: int, stop: int, stored: set) -> tuple[Window, bool]:
-    """The window ``first .. stop-1`` when segment ``stop`` is too long: with truncation on
-    and that segment starting before the limit, its words ending by the limit are kept
-    as a last part, unless its speaker may not join."""
+def _end_with_part(view: _Segments, first: int, stop: int, totals: dict) -> tuple[Window, dict, bool]:
+    """``_grow``'s result when segment ``stop`` is too long: with truncation on and that
+    segment starting before the limit, its words ending by the limit are kept as a last
+    part, unless its speaker may not join."""
     start = view.starts[first]
     end = view.ends[stop - 1] if stop > first else view.ends[first]
     limit = start + view.cfg.max_duration
     if not view.cfg.truncation or not view.starts[stop] < limit:
-        return Window(first, stop, None, start, end), False
+        return Window(first, stop, None, start, end), totals, False
     part = truncate_segment(view.segments[stop], limit)
-    if not _speaker_fits(stored, view.speakers[stop], view.cfg.max_speakers):
-        return Window(first, stop, None, start, end), True
-    return Window(first, stop, part, start, part["end"]), True
+    speaker = view.speakers[stop]
+    if not _speaker_fits(totals, speaker, view.cfg.max_speakers):
+        return Window(first, stop, None, start, end), totals, True
+    if view.keep_speaker:
+        _add(totals, speaker, part["end"] - part["start"])
+    return Window(first, stop, part, start, part["end"]), totals, True
 
 
 def _has_window_shape(view: _Segments, window: Window) -> bool:
@@ -268,24 +279,6 @@ def _lose_window(view: _Segments, stats: dict[str, Any], window: Window) -> Lost
     elif not view.bandwidth_ok[next_index]:
         _lose(stats, "lost_next_seg_bm", duration)
     return LostWindow(window, next_index, max(first - 1, 0))
-
-
-def _speaker_durations(view: _Segments, window: Window) -> dict[Any, Any]:
-    """Seconds per named speaker over the window's stored segments, summed in segment
-    order (the reference's float order); empty where speakers are a dropped field."""
-    totals: dict[Any, Any] = {}
-    if not view.keep_speaker:
-        return totals
-    speakers, durations = view.speakers, view.durations
-    for k in range(window.first, window.stop):
-        speaker = speakers[k]
-        if speaker:
-            totals[speaker] = totals.get(speaker, 0) + durations[k]
-    part = window.part
-    if part is not None and speakers[window.stop]:
-        speaker = speakers[window.stop]
-        totals[speaker] = totals.get(speaker, 0) + (part["end"] - part["start"])
-    return totals
 
 
 def _top_slots(speaker_durations: dict[Any, Any]) -> list:
