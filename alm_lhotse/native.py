@@ -1,8 +1,11 @@
-"""The optional compiled loops (``alm_lhotse._kernel``) and when they may be used.
+"""The one place that picks compiled or pure-Python rules.
 
-The C extension is built by ``pip install``; where it could not be compiled, or with
-``ALM_LHOTSE_PURE_PYTHON=1`` in the environment (read once at import), every caller
-runs its pure-Python code, which gives identical results.
+The compiled loops (``alm_lhotse._kernel``, built by ``pip install``) are optional: where
+the extension could not be compiled, or with ``ALM_LHOTSE_PURE_PYTHON=1`` in the
+environment (read once at import), every rule runs its pure-Python specification,
+which gives identical results. Rule modules ask ``kernel()`` at call time and hand the
+constants their compiled part needs to ``configure()`` at import, so each constant is
+defined once, in Python.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ except ImportError:  # pragma: no cover - the extension is optional
     _kernel = None
 
 _PURE_PYTHON = os.environ.get("ALM_LHOTSE_PURE_PYTHON", "") not in ("", "0")
-_EXACT_INT_LIMIT = 2**53
+# Ints below this convert to a double exactly, so C may compare them as doubles.
+EXACT_INT_LIMIT = 2**53
 
 
 def kernel() -> Optional[ModuleType]:
@@ -30,16 +34,21 @@ def kernel_enabled() -> bool:
     return kernel() is not None
 
 
+def configure(**constants: Any) -> None:
+    """Give the compiled module the constants of a rule (it defines none of its own);
+    configured whenever it is built, so turning it on later finds it ready."""
+    if _kernel is not None:
+        _kernel.configure(**constants)
+
+
 def as_float(value: Any) -> Optional[float]:
     """``value`` as the float that Python's mixed int/float arithmetic and comparisons
     would use, or None where a conversion could round (ints of 2**53 and beyond)."""
     if type(value) is float:
         return value
-    if type(value) is int and abs(value) < _EXACT_INT_LIMIT:
+    if type(value) is int and abs(value) < EXACT_INT_LIMIT:
         return float(value)
     return None
 
 
-def small_int(value: Any) -> bool:
-    """Whether ``value`` is an int the compiled code holds exactly."""
-    return type(value) is int and abs(value) < _EXACT_INT_LIMIT
+configure(exact_int_limit=EXACT_INT_LIMIT)

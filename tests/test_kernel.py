@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from alm_lhotse import native
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.core import entry as entry_module
+from alm_lhotse.core import windows
 from alm_lhotse.core.entry import process_entry
 from alm_lhotse.core.overlap import filter_spans, filter_windows, kept_mask
 from alm_lhotse.execution.runner import run_job
@@ -134,6 +135,34 @@ def test_int_limits_and_odd_words_behave_as_in_python() -> None:
     assert compiled == pure
 
 
+def test_no_speaker_minimum_with_speakers_dropped() -> None:
+    """Windows with no stored speaker pass ``min_speakers=0`` with five 0.0 durations on
+    both paths (the compiled builder once gave them none, and rendering crashed)."""
+    require_kernel()
+    segs = [{"start": 6.0 * i, "end": 6.0 * i + 5.0, "speaker": "AB"[i % 2], "metrics": {"bandwidth": 9000}}
+            for i in range(30)]
+    entry = {"audio_filepath": "x.wav", "audio_sample_rate": 16000, "segments": segs}
+    compiled, pure = _both(entry, WindowConfig(min_speakers=0, drop_fields="speaker"), OverlapConfig())
+    assert compiled == pure
+    assert b'"speaker_durations":[0.0,0.0,0.0,0.0,0.0]' in pure
+
+
+def test_compiled_builder_takes_its_constants_from_python() -> None:
+    """The compiled builder defines no constant of its own: configured with another
+    speaker slot count, it fills that many."""
+    require_kernel()
+    segs = [{"start": 6.0 * i, "end": 6.0 * i + 5.0, "speaker": "AB"[i % 2], "metrics": {"bandwidth": 9000}}
+            for i in range(30)]
+    try:
+        native.configure(speaker_slots=3)
+        built = native.kernel().build_entry(segs, WindowConfig())
+    finally:
+        native.configure(speaker_slots=windows.SPEAKER_SLOTS)
+    assert built is not None and all(len(w.speaker_durations) == 3 for w in built[0])
+    with pytest.raises(TypeError, match="unknown constant"):
+        native.configure(speaker_slot=5)
+
+
 def test_pure_python_can_be_forced_from_the_environment() -> None:
     code = "from alm_lhotse import native; print(native.kernel_enabled())"
     env = {**os.environ, "ALM_LHOTSE_PURE_PYTHON": "1"}
@@ -188,12 +217,21 @@ def _spoiled_segments(draw: st.DrawFn) -> list:
     return segments
 
 
+def _check_fails(seg: Any) -> bool:
+    try:
+        validation._check_segment(seg, "segments[0]")
+    except ValueError:
+        return True
+    return False
+
+
 @given(segments=st.one_of(_segments, _spoiled_segments()))
 @settings(PROPERTY, max_examples=200)
 def test_compiled_segment_check_matches_python(segments: list) -> None:
-    """Hostile segment shapes: the compiled cheap check passes exactly what Python's does."""
+    """Hostile segment shapes: the compiled check stops at exactly the segments the
+    Python check rejects."""
     require_kernel()
-    doubtful = [i for i, seg in enumerate(segments) if not validation._segment_looks_valid(seg)]
+    doubtful = [i for i, seg in enumerate(segments) if _check_fails(seg)]
     assert native.kernel().first_doubtful_segment(segments, 0) == (doubtful[0] if doubtful else len(segments))
     for i in doubtful:
         assert native.kernel().first_doubtful_segment(segments, i) == i

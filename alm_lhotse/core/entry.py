@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from alm_lhotse import native
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.core.overlap import Span, filter_windows
 from alm_lhotse.core.windows import EntryWindows, Window, build_windows
-from alm_lhotse.native import kernel
 from alm_lhotse.reading.validation import validate_entry
 
 
@@ -63,8 +63,8 @@ def segment_order(segments: list[dict[str, Any]]) -> tuple[bool, bool]:
     """(unsorted, overlapping) of the input segments, whatever ``sort_segments`` does:
     odd but valid shapes the reference processes as they are. Overlap is judged in start
     order, where any overlapping pair implies an overlapping neighbour pair."""
-    native = kernel()
-    found = native.segment_order(segments) if native is not None else None
+    kernel = native.kernel()
+    found = kernel.segment_order(segments) if kernel is not None else None
     if found is not None:
         return found
     starts = [s["start"] for s in segments]

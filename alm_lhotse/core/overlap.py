@@ -13,10 +13,14 @@ from bisect import bisect_left
 from operator import itemgetter
 from typing import Any, Optional, Sequence
 
-from alm_lhotse.native import as_float, kernel
+from alm_lhotse import native
 
 Span = tuple[Any, Any]  # (end, start), the reference's order
 _START_END = itemgetter(1, 0)
+# Two values that round to the same 6 decimals lie within MATCH_SLACK plus
+# MATCH_RELATIVE_SLACK times their size of each other.
+MATCH_SLACK = 2e-6
+MATCH_RELATIVE_SLACK = 1e-12
 
 
 def filter_spans(spans: Sequence[Span], threshold: float, target_duration: float) -> list[Span]:
@@ -67,7 +71,7 @@ def match_key(end: Any, start: Any) -> tuple[Any, Any]:
 
 def _near(value: Any) -> float:
     """A bound on how far apart two values rounding to the same 6 decimals can be."""
-    return 2e-6 + abs(value) * 1e-12
+    return MATCH_SLACK + abs(value) * MATCH_RELATIVE_SLACK
 
 
 def kept_mask(spans: Sequence[Span], kept: Sequence[Span]) -> list[bool]:
@@ -109,11 +113,13 @@ def filter_windows(spans: list[Span], threshold: float, target_duration: Any) ->
 
 
 def _filter_compiled(spans: list[Span], threshold: float, target_duration: Any) -> Optional[tuple]:
-    native = kernel()
-    target = as_float(target_duration)
-    if native is None or target is None or type(threshold) is not float:
+    """The compiled filter's answer, its undecided mask values decided by ``match_key``;
+    None where it does not apply (no kernel, a parameter it cannot hold exactly)."""
+    kernel = native.kernel()
+    target = native.as_float(target_duration)
+    if kernel is None or target is None or type(threshold) is not float:
         return None
-    result = native.overlap_filter(spans, threshold, target)
+    result = kernel.overlap_filter(spans, threshold, target)
     if result is None:
         return None
     kept, mask = result
@@ -121,3 +127,6 @@ def _filter_compiled(spans: list[Span], threshold: float, target_duration: Any) 
         keys = {match_key(e, s) for e, s in kept}
         mask = [match_key(*span) in keys if m is None else m for span, m in zip(spans, mask)]
     return kept, mask
+
+
+native.configure(match_slack=MATCH_SLACK, match_relative_slack=MATCH_RELATIVE_SLACK)

@@ -1,11 +1,17 @@
-"""The window builder: NeMo Curator's ``ALMDataBuilderStage`` semantics, computed faster.
+"""The window builder: NeMo Curator's ``ALMDataBuilderStage``, step by step.
 
-A window starts at every segment with enough bandwidth and grows over the following
-segments, in manifest order, until a segment has too little bandwidth, would exceed the
-maximum duration (then it is truncated at a word boundary), is labelled ``no-speaker``
-or would bring in one speaker too many. Windows are described by segment index ranges;
-nothing is copied except the one truncated segment, and speaker counts are kept
-incrementally instead of being recomputed for every appended segment.
+For every start segment with enough bandwidth, a window grows over the following
+segments in manifest order. It stops at a segment with too little bandwidth, at one
+labelled ``no-speaker`` or bringing in one speaker too many, and at one that would make
+it too long: that one is truncated at a word boundary (when truncation is on) and ends
+the window. The window is then rejected when its duration is out of bounds, it holds
+fewer than two segments or its speaker count is out of bounds; every rejection is
+counted in the reference's statistics.
+
+This module is the specification. The compiled builder (``build_entry`` in
+``csrc/builder.c``) computes the same windows, statistics and floats for the entries it
+takes, and declines the others, which then run here. Windows are segment index ranges:
+nothing is copied but the one truncated segment.
 """
 
 from __future__ import annotations
@@ -13,16 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from alm_lhotse import native
 from alm_lhotse.config import WindowConfig
-from alm_lhotse.native import as_float, kernel, small_int
 
 MIN_SEGMENTS_PER_WINDOW = 2
 SPEAKER_SLOTS = 5
 NO_SPEAKER = "no-speaker"
-_PADDING = [0.0] * SPEAKER_SLOTS
-# The statistics' loss counters and their durations, in the order the builders return them.
-_LOST_KEYS = ("lost_bw", "lost_win", "lost_spk", "lost_no_spkr", "lost_next_seg_bm")
-_LOST_DUR_KEYS = tuple(f"dur_{key}" for key in _LOST_KEYS)
+# The reference's loss counters, in the order the compiled builder returns them.
+LOSS_REASONS = ("lost_bw", "lost_win", "lost_spk", "lost_no_spkr", "lost_next_seg_bm")
 
 
 @dataclass(slots=True)
@@ -87,7 +91,16 @@ def truncate_segment(seg: dict[str, Any], limit: Any) -> dict[str, Any]:
     return {**seg, "words": kept, "text": " ".join(w["word"] for w in kept if w.get("word")), "end": end}
 
 
+def ordered_segments(entry: dict[str, Any], cfg: WindowConfig) -> list[dict[str, Any]]:
+    """The entry's segments, stably sorted by start when ``cfg.sort_segments`` asks for it."""
+    segments = entry.get("segments", [])
+    if cfg.sort_segments:
+        return sorted(segments, key=lambda s: s["start"])
+    return segments
+
+
 def _new_stats(segments: list, total_dur: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    """The reference's ``BuilderStats``, its fields in its order (the output's order)."""
     return {
         "total_segments": len(segments),
         "total_dur": total_dur,
@@ -108,197 +121,177 @@ def _new_stats(segments: list, total_dur: Any, entry: dict[str, Any]) -> dict[st
     }
 
 
-def ordered_segments(entry: dict[str, Any], cfg: WindowConfig) -> list[dict[str, Any]]:
-    """The entry's segments, stably sorted by start when ``cfg.sort_segments`` asks for it."""
-    segments = entry.get("segments", [])
-    if cfg.sort_segments:
-        return sorted(segments, key=lambda s: s["start"])
-    return segments
+def _lose(stats: dict[str, Any], reason: str, duration: Any) -> None:
+    """Count a start segment lost for ``reason``, as the reference's ``BuilderStats``."""
+    stats[reason] += 1
+    stats[f"dur_{reason}"] += duration
 
 
-def _first_at_or_after(flags: list[bool]) -> list[int]:
-    """For every index, the first index at or after it whose flag is set (len if none)."""
-    n = len(flags)
-    out = [n] * n
-    nxt = n
-    for i in range(n - 1, -1, -1):
-        if flags[i]:
-            nxt = i
-        out[i] = nxt
-    return out
-
-
-def _is_sorted(values: list) -> bool:
-    return all(a <= b for a, b in zip(values, values[1:]))
-
-
-def build_windows(entry: dict[str, Any], cfg: WindowConfig) -> EntryWindows:  # noqa: C901
-    """Build every window of one entry, with the reference's statistics.
-
-    Where segments are sorted and the entry cannot exceed the speaker limit, where a
-    window stops is found with two pointers (amortised O(1) per window); otherwise the
-    reference's segment-by-segment growth is followed. Both give identical windows.
-    """
+def build_windows(entry: dict[str, Any], cfg: WindowConfig) -> EntryWindows:
+    """Every window of one entry, with the reference's statistics: compiled where the
+    kernel takes the entry, else the step-by-step builder below (identical results)."""
     segments = ordered_segments(entry, cfg)
-    native = kernel()
     rate = entry.get("audio_sample_rate", 0)
-    if native is not None and type(rate) in (int, float) and rate >= cfg.min_sample_rate:
-        compiled = _build_compiled(native, segments, cfg)
-        if compiled is not None:
-            windows, lost, events, counts, durations, total_dur = compiled
+    kernel = native.kernel()
+    if kernel is not None and type(rate) in (int, float) and rate >= cfg.min_sample_rate:
+        built = kernel.build_entry(segments, cfg)
+        if built is not None:
+            windows, lost, events, counts, durations, total_dur = built
             stats = _new_stats(segments, total_dur, entry)
-            stats.update(zip(_LOST_KEYS, counts))
-            stats.update(zip(_LOST_DUR_KEYS, durations))
+            stats.update(zip(LOSS_REASONS, counts))
+            stats.update(zip([f"dur_{reason}" for reason in LOSS_REASONS], durations))
             return EntryWindows(segments, windows, lost, stats, events, False)
-    n = len(segments)
-    starts = [s["start"] for s in segments]
-    ends = [s["end"] for s in segments]
-    durs = [e - s for s, e in zip(starts, ends)]
-    stats = _new_stats(segments, sum(durs), entry)
+    return _build(entry, segments, cfg)
+
+
+def _build(entry: dict[str, Any], segments: list[dict[str, Any]], cfg: WindowConfig) -> EntryWindows:
+    """The reference's loop over start segments (the specification of ``build_entry``)."""
+    durations = [seg["end"] - seg["start"] for seg in segments]
+    stats = _new_stats(segments, sum(durations), entry)
     if entry.get("audio_sample_rate", 0) < cfg.min_sample_rate:
-        stats["lost_sr"] = n
+        stats["lost_sr"] = len(segments)
         stats["dur_lost_sr"] = stats["total_dur"]
         return EntryWindows(segments, [], [], stats, 0, True)
-
-    min_bw = cfg.min_bandwidth
-    bw_ok = [bandwidth(s) >= min_bw for s in segments]
-    speakers = [s.get("speaker") for s in segments]
-    keep_speaker = "speaker" not in cfg.drop_set
-    # Stored (field-dropped) segments without metrics have bandwidth 0.
-    stored_bw_bad = "metrics" in cfg.drop_set and 0 < min_bw
-    max_d, min_d = cfg.max_duration, cfg.min_duration
-    max_spk, min_spk = cfg.max_speakers, cfg.min_speakers
-    truncation = cfg.truncation
-
-    distinct = len({spk for spk in speakers if spk})
-    fast = _is_sorted(starts) and _is_sorted(ends) and (distinct if keep_speaker else min(distinct, 1)) <= max_spk
-    if fast:
-        bw_stop = _first_at_or_after([not ok for ok in bw_ok])
-        nospk_stop = _first_at_or_after([spk == NO_SPEAKER for spk in speakers])
-    dur_stop = 0
-    speaker_durs = list(zip(speakers, durs))
-
+    view = _Segments.read(segments, durations, cfg)
     windows: list[Window] = []
     lost: list[LostWindow] = []
     events = 0
-    lost_bw = lost_win = lost_spk = lost_no_spkr = lost_next = 0
-    dur_bw = dur_win = dur_spk = dur_no_spkr = dur_next = 0.0
-
-    for first in range(n):
-        if not bw_ok[first]:
-            lost_bw += 1
-            dur_bw += durs[first]
+    for first in range(len(segments)):
+        if not view.bandwidth_ok[first]:
+            _lose(stats, "lost_bw", durations[first])
             continue
-        w_start = starts[first]
-        part = None
-        if fast:
-            if dur_stop < first:
-                dur_stop = first
-            while dur_stop < n and ends[dur_stop] - w_start <= max_d:
-                dur_stop += 1
-            j = min(bw_stop[first], nospk_stop[first], dur_stop)
-            grow_to_part = j < n and j == dur_stop and j < bw_stop[first]
-        else:
-            j, grow_to_part = _grow(first, w_start, n, bw_ok, speakers, starts, ends, max_d, max_spk, keep_speaker)
-        if grow_to_part and truncation:
-            limit = w_start + max_d
-            if starts[j] < limit:
-                events += 1
-                cand = truncate_segment(segments[j], limit)
-                if fast or _speaker_fits(speakers, first, j, max_spk, keep_speaker):
-                    if speakers[j] != NO_SPEAKER:
-                        part = cand
-        if part is not None:
-            w_end = part["end"]
-        else:
-            w_end = ends[j - 1] if j > first else ends[first]
-        count = j - first + (part is not None)
-        w_dur = w_end - w_start
-        if not (min_d <= w_dur <= max_d) or count < MIN_SEGMENTS_PER_WINDOW or stored_bw_bad:
-            next_index = min(j, n - 1)
-            lost_win += 1
-            dur_win += durs[first]
-            nxt = segments[next_index]
-            if nxt.get("speaker", NO_SPEAKER) == NO_SPEAKER:
-                lost_no_spkr += 1
-                dur_no_spkr += durs[first]
-            elif not bw_ok[next_index]:
-                lost_next += 1
-                dur_next += durs[first]
-            lost.append(LostWindow(Window(first, j, part, w_start, w_end), next_index, max(first - 1, 0)))
+        window, speaker_durations, truncated = _grow(view, first)
+        events += truncated
+        if not _has_window_shape(view, window):
+            lost.append(_lose_window(view, stats, window))
             continue
-        spk_durs: dict = {}
-        if keep_speaker:
-            get = spk_durs.get
-            for spk, dur in speaker_durs[first:j]:
-                if spk:
-                    spk_durs[spk] = get(spk, 0) + dur
-            if part is not None and speakers[j]:
-                spk = speakers[j]
-                spk_durs[spk] = spk_durs.get(spk, 0) + (part["end"] - part["start"])
-        if not (min_spk <= len(spk_durs) <= max_spk):
-            lost_spk += 1
-            dur_spk += durs[first]
+        if not cfg.min_speakers <= len(speaker_durations) <= cfg.max_speakers:
+            _lose(stats, "lost_spk", durations[first])
             continue
-        top = sorted(spk_durs.values(), reverse=True)
-        if len(top) < SPEAKER_SLOTS:
-            top += _PADDING[len(top) :]
-        elif len(top) > SPEAKER_SLOTS:
-            del top[SPEAKER_SLOTS:]
-        windows.append(Window(first, j, part, w_start, w_end, top))
-
-    stats.update(zip(_LOST_KEYS, (lost_bw, lost_win, lost_spk, lost_no_spkr, lost_next)))
-    stats.update(zip(_LOST_DUR_KEYS, (dur_bw, dur_win, dur_spk, dur_no_spkr, dur_next)))
+        window.speaker_durations = _top_slots(speaker_durations)
+        windows.append(window)
     return EntryWindows(segments, windows, lost, stats, events, False)
 
 
-def _build_compiled(native: Any, segments: list, cfg: WindowConfig) -> Optional[tuple]:
-    """The fast path in C (same windows, statistics and floats as the loop below); None
-    where it does not apply, and the pure-Python builder runs instead."""
-    max_d, min_d = as_float(cfg.max_duration), as_float(cfg.min_duration)
-    if max_d is None or min_d is None or not (small_int(cfg.min_speakers) and small_int(cfg.max_speakers)):
-        return None
-    if type(segments) is not list:
-        return None
-    return native.build_entry(
-        segments, cfg.min_bandwidth, max_d, min_d, cfg.max_speakers, cfg.min_speakers, cfg.truncation,
-        "speaker" not in cfg.drop_set, "metrics" in cfg.drop_set and 0 < cfg.min_bandwidth,
-        truncate_segment, Window, LostWindow, NO_SPEAKER, sum,
+@dataclass(slots=True)
+class _Segments:
+    """One entry's segments as the rules read them, with the parameters they use."""
+
+    segments: list[dict[str, Any]]
+    starts: list
+    ends: list
+    durations: list
+    bandwidth_ok: list[bool]
+    speakers: list
+    cfg: WindowConfig
+    keep_speaker: bool  # stored segments keep their speaker (it is not a dropped field)
+
+    @classmethod
+    def read(cls, segments: list[dict[str, Any]], durations: list, cfg: WindowConfig) -> _Segments:
+        return cls(
+            segments,
+            [seg["start"] for seg in segments],
+            [seg["end"] for seg in segments],
+            durations,
+            [bandwidth(seg) >= cfg.min_bandwidth for seg in segments],
+            [seg.get("speaker") for seg in segments],
+            cfg,
+            "speaker" not in cfg.drop_set,
+        )
+
+
+def _speaker_fits(totals: dict, speaker: Any, max_speakers: int) -> bool:
+    """Whether a segment of ``speaker`` may join a window whose stored segments name the
+    speakers in ``totals``: the reference's "not ``no-speaker``, at most ``max_speakers``"."""
+    grown = len(totals) + (1 if speaker and speaker not in totals else 0)
+    return grown <= max_speakers and speaker != NO_SPEAKER
+
+
+def _add(totals: dict, speaker: Any, duration: Any) -> None:
+    """The reference's speaker-duration sum: named speakers only, in segment order."""
+    if speaker:
+        totals[speaker] = totals.get(speaker, 0) + duration
+
+
+def _grow(view: _Segments, first: int) -> tuple[Window, dict, bool]:
+    """The window starting at ``first``, grown segment by segment as the reference does;
+    its seconds per named speaker (summed while it grows: the reference's sums of its
+    stored segments, in their order; none where speakers are a dropped field); and
+    whether a truncation was attempted (the reference's ``truncation_events``)."""
+    starts, ends, speakers, bandwidth_ok = view.starts, view.ends, view.speakers, view.bandwidth_ok
+    max_duration, max_speakers = view.cfg.max_duration, view.cfg.max_speakers
+    n, start = len(starts), starts[first]
+    totals: dict = {}
+    stop = first
+    while stop < n and bandwidth_ok[stop]:
+        if ends[stop] - start > max_duration:
+            return _end_with_part(view, first, stop, totals)
+        speaker = speakers[stop]
+        known = speaker and speaker in totals  # a speaker already in the window fits
+        if not known and not _speaker_fits(totals, speaker, max_speakers):
+            break
+        if view.keep_speaker:
+            _add(totals, speaker, view.durations[stop])
+        stop += 1
+    end = ends[stop - 1] if stop > first else ends[first]
+    return Window(first, stop, None, start, end), totals, False
+
+
+def _end_with_part(view: _Segments, first: int, stop: int, totals: dict) -> tuple[Window, dict, bool]:
+    """``_grow``'s result when segment ``stop`` is too long: with truncation on and that
+    segment starting before the limit, its words ending by the limit are kept as a last
+    part, unless its speaker may not join."""
+    start = view.starts[first]
+    end = view.ends[stop - 1] if stop > first else view.ends[first]
+    limit = start + view.cfg.max_duration
+    if not view.cfg.truncation or not view.starts[stop] < limit:
+        return Window(first, stop, None, start, end), totals, False
+    part = truncate_segment(view.segments[stop], limit)
+    speaker = view.speakers[stop]
+    if not _speaker_fits(totals, speaker, view.cfg.max_speakers):
+        return Window(first, stop, None, start, end), totals, True
+    if view.keep_speaker:
+        _add(totals, speaker, part["end"] - part["start"])
+    return Window(first, stop, part, start, part["end"]), totals, True
+
+
+def _has_window_shape(view: _Segments, window: Window) -> bool:
+    """Duration within bounds, enough segments, and every stored segment with enough
+    bandwidth (none has where ``metrics`` is a dropped field and a minimum is set)."""
+    cfg = view.cfg
+    stored_bandwidth_lost = "metrics" in cfg.drop_set and 0 < cfg.min_bandwidth
+    return (
+        cfg.min_duration <= window.end - window.start <= cfg.max_duration
+        and window.segment_count() >= MIN_SEGMENTS_PER_WINDOW
+        and not stored_bandwidth_lost
     )
 
 
-def _grows(stored: set, spk: Any, max_spk: int) -> bool:
-    """Whether adding a segment of ``spk`` keeps the window within the speaker rules."""
-    grown = len(stored) + (1 if spk and spk not in stored else 0)
-    return not (grown > max_spk or spk == NO_SPEAKER)
+def _lose_window(view: _Segments, stats: dict[str, Any], window: Window) -> LostWindow:
+    """Count a rejected window, and why the segment after it stopped it: no speaker
+    (a missing label counts) or too little bandwidth."""
+    first = window.first
+    duration = view.durations[first]
+    next_index = min(window.stop, len(view.segments) - 1)
+    _lose(stats, "lost_win", duration)
+    if view.segments[next_index].get("speaker", NO_SPEAKER) == NO_SPEAKER:
+        _lose(stats, "lost_no_spkr", duration)
+    elif not view.bandwidth_ok[next_index]:
+        _lose(stats, "lost_next_seg_bm", duration)
+    return LostWindow(window, next_index, max(first - 1, 0))
 
 
-def _grow(
-    first: int, w_start: Any, n: int, bw_ok: list, speakers: list, starts: list, ends: list,
-    max_d: Any, max_spk: int, keep_speaker: bool,
-) -> tuple[int, bool]:
-    """Segment-by-segment growth, as the reference does it, for unsorted or crowded entries.
-
-    Returns the stop index and whether growth stopped because the segment at the stop
-    index would exceed the maximum duration (the only case that may truncate it).
-    """
-    stored: set = set()
-    j = first
-    while j < n:
-        if not bw_ok[j]:
-            return j, False
-        if ends[j] - w_start > max_d:
-            return j, True
-        spk = speakers[j]
-        if not _grows(stored, spk, max_spk):
-            return j, False
-        if spk and keep_speaker:
-            stored.add(spk)
-        j += 1
-    return j, False
+def _top_slots(speaker_durations: dict[Any, Any]) -> list:
+    """The largest speaker durations first, cut or padded with 0.0 to the slot count."""
+    top = sorted(speaker_durations.values(), reverse=True)[:SPEAKER_SLOTS]
+    return top + [0.0] * (SPEAKER_SLOTS - len(top))
 
 
-def _speaker_fits(speakers: list, first: int, j: int, max_spk: int, keep_speaker: bool) -> bool:
-    """The speaker rule for the truncated segment ``j`` after full segments ``first..j-1``."""
-    stored = {spk for spk in speakers[first:j] if spk} if keep_speaker else set()
-    return _grows(stored, speakers[j], max_spk)
+native.configure(
+    no_speaker=NO_SPEAKER,
+    speaker_slots=SPEAKER_SLOTS,
+    min_segments=MIN_SEGMENTS_PER_WINDOW,
+    window=Window,
+    lost_window=LostWindow,
+    truncate=truncate_segment,
+)

@@ -1,14 +1,13 @@
 /*
- * The window builder's fast path: the loop of alm_lhotse.windows.build_windows for
- * entries whose segments are sorted and cannot exceed the speaker limit, with the
- * per-window speaker-duration fold (the reference's float sums, in its order).
+ * The compiled window builder: alm_lhotse.core.windows (the specification) for entries
+ * whose segments are sorted and cannot exceed the speaker limit. Sorted segments let
+ * three pointers find where each window stops (low bandwidth, no-speaker, too long)
+ * instead of growing it segment by segment; the speaker-duration fold sums the
+ * reference's floats in its order. Its constants come from Python (configure()).
  */
 #include "kernel.h"
 
 #include <math.h>
-
-#define MIN_SEGMENTS_PER_WINDOW 2
-#define SPEAKER_SLOTS 5
 
 typedef struct {
     Py_ssize_t n;
@@ -38,8 +37,7 @@ static void entry_free(Entry *e) {
  * distinct speakers than the limit (counted as one when speakers are dropped).
  * Returns 1 ready, 0 not eligible (the caller runs the pure-Python builder, which
  * also raises whatever error the entry deserves), -1 error (exception set). */
-static int entry_init(Entry *e, PyObject *segments, PyObject *min_bw, PyObject *no_speaker,
-                      int keep_speaker, Py_ssize_t max_spk) {
+static int entry_init(Entry *e, PyObject *segments, PyObject *min_bw, int keep_speaker, Py_ssize_t max_spk) {
     Py_ssize_t n = PyList_GET_SIZE(segments);
     memset(e, 0, sizeof(*e));
     e->n = n;
@@ -98,7 +96,7 @@ static int entry_init(Entry *e, PyObject *segments, PyObject *min_bw, PyObject *
         Py_INCREF(spk);
         PyList_SET_ITEM(e->speakers, k, spk);
         int truthy = PyObject_IsTrue(spk);
-        int nospk = PyObject_RichCompareBool(spk, no_speaker, Py_EQ);
+        int nospk = PyObject_RichCompareBool(spk, NO_SPEAKER, Py_EQ);
         if (truthy < 0 || nospk < 0) goto fail;
         e->bw_ok[k] = (char)ok;
         e->truthy[k] = (char)truthy;
@@ -148,7 +146,7 @@ fail:
 
 /* Python's own sum() of the segment durations, so the total is whatever the running
  * Python computes (plain or compensated summation). */
-static PyObject *total_duration(Entry *e, PyObject *sum) {
+static PyObject *total_duration(Entry *e) {
     PyObject *durs = PyList_New(e->n);
     if (!durs) return NULL;
     for (Py_ssize_t k = 0; k < e->n; k++) {
@@ -159,7 +157,7 @@ static PyObject *total_duration(Entry *e, PyObject *sum) {
         }
         PyList_SET_ITEM(durs, k, d);
     }
-    PyObject *total = PyObject_Vectorcall(sum, &durs, 1, NULL);
+    PyObject *total = PyObject_Vectorcall(BUILTIN_SUM, &durs, 1, NULL);
     Py_DECREF(durs);
     return total;
 }
@@ -340,173 +338,242 @@ static PyObject *truncate_segment(PyObject *seg, PyObject *limit, PyObject *fall
 
 /* 1: next segment counts as "no speaker" for lost-window statistics (a missing
  * speaker key does); 0: it does not; -1: error. */
-static int next_is_no_speaker(PyObject *seg, PyObject *no_speaker) {
+static int next_is_no_speaker(PyObject *seg) {
     if (!PyDict_Check(seg)) {
         PyErr_SetString(PyExc_TypeError, "a segment must be a dict");
         return -1;
     }
     PyObject *spk = PyDict_GetItemWithError(seg, KEY_SPEAKER);
     if (!spk) return PyErr_Occurred() ? -1 : 1;
-    return PyObject_RichCompareBool(spk, no_speaker, Py_EQ);
+    return PyObject_RichCompareBool(spk, NO_SPEAKER, Py_EQ);
+}
+
+/* The window parameters, read from the WindowConfig's attributes. */
+typedef struct {
+    PyObject *min_bw;
+    double max_d, min_d;
+    Py_ssize_t max_spk, min_spk;
+    int truncation, keep_speaker, stored_bw_bad;
+} Rules;
+
+/* An int or float `value` as the double Python's mixed comparisons use: 1 done, 0 when
+ * there is none exactly (another type, an int beyond EXACT_INT_LIMIT), -1 error. */
+static int exact_double(PyObject *value, double *out) {
+    if (PyFloat_CheckExact(value)) {
+        *out = PyFloat_AS_DOUBLE(value);
+        return 1;
+    }
+    if (!PyLong_CheckExact(value)) return 0;
+    int overflow;
+    long long x = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (x == -1 && PyErr_Occurred()) return -1;
+    if (overflow || x >= EXACT_INT_LIMIT || x <= -EXACT_INT_LIMIT) return 0;
+    *out = (double)x;
+    return 1;
+}
+
+/* An int `value` below EXACT_INT_LIMIT: 1 done, 0 not such an int, -1 error. */
+static int exact_count(PyObject *value, Py_ssize_t *out) {
+    double x;
+    int r = PyLong_CheckExact(value) ? exact_double(value, &x) : 0;
+    if (r > 0) *out = (Py_ssize_t)x;
+    return r;
+}
+
+/* Reads cfg (a WindowConfig) into r: 1 ready, 0 parameters the compiled builder does not
+ * take exactly (the Python builder runs), -1 error. r->min_bw is owned when ready. */
+static int rules_init(Rules *r, PyObject *cfg) {
+    static const char *names[] = {"min_bandwidth", "max_duration", "min_duration", "max_speakers",
+                                  "min_speakers",  "truncation",   "drop_set"};
+    PyObject *v[7] = {NULL};
+    int ready = -1;
+    memset(r, 0, sizeof(*r));
+    for (int k = 0; k < 7; k++)
+        if (!(v[k] = PyObject_GetAttrString(cfg, names[k]))) goto done;
+    if ((ready = exact_double(v[1], &r->max_d)) <= 0 || (ready = exact_double(v[2], &r->min_d)) <= 0 ||
+        (ready = exact_count(v[3], &r->max_spk)) <= 0 || (ready = exact_count(v[4], &r->min_spk)) <= 0)
+        goto done;
+    ready = -1;
+    int drop_speaker = PySequence_Contains(v[6], KEY_SPEAKER);
+    int drop_metrics = PySequence_Contains(v[6], KEY_METRICS);
+    r->truncation = PyObject_IsTrue(v[5]);
+    if (drop_speaker < 0 || drop_metrics < 0 || r->truncation < 0) goto done;
+    r->keep_speaker = !drop_speaker;
+    /* stored segments without metrics have bandwidth 0 */
+    r->stored_bw_bad = drop_metrics ? PyObject_RichCompareBool(ZERO, v[0], Py_LT) : 0;
+    if (r->stored_bw_bad < 0) goto done;
+    r->min_bw = v[0];
+    v[0] = NULL;
+    ready = 1;
+done:
+    for (int k = 0; k < 7; k++) Py_XDECREF(v[k]);
+    return ready;
+}
+
+/* The loss counters, in the order of alm_lhotse.core.windows.LOSS_REASONS. */
+enum { LOST_BW, LOST_WIN, LOST_SPK, LOST_NO_SPKR, LOST_NEXT, N_REASONS };
+
+typedef struct {
+    Py_ssize_t events, count[N_REASONS];
+    double dur[N_REASONS];
+    Py_ssize_t dur_stop; /* first segment ending past the current window's maximum */
+    int not_float;       /* a truncated part's times are not floats: hand the entry back */
+} Tally;
+
+static void lose(Tally *t, int reason, double dur) {
+    t->count[reason]++;
+    t->dur[reason] += dur;
+}
+
+/* Where the window from `first` stops growing (*stop) and, when it ends inside segment
+ * *stop, the truncated part (a new reference in *part, else NULL). 0, or -1 on error. */
+static int grow(Entry *e, const Rules *r, PyObject *segments, Py_ssize_t first, Tally *t, Py_ssize_t *stop,
+                PyObject **part) {
+    Py_ssize_t n = e->n;
+    double w_start = e->start[first];
+    *part = NULL;
+    if (t->dur_stop < first) t->dur_stop = first;
+    while (t->dur_stop < n && e->end[t->dur_stop] - w_start <= r->max_d) t->dur_stop++;
+    Py_ssize_t j = e->bw_stop[first];
+    if (e->nospk_stop[first] < j) j = e->nospk_stop[first];
+    if (t->dur_stop < j) j = t->dur_stop;
+    *stop = j;
+    int too_long = j < n && j == t->dur_stop && j < e->bw_stop[first];
+    double limit = w_start + r->max_d;
+    if (!too_long || !r->truncation || !(e->start[j] < limit)) return 0;
+    t->events++;
+    PyObject *limit_obj = PyFloat_FromDouble(limit);
+    if (!limit_obj) return -1;
+    PyObject *cand = truncate_segment(PyList_GET_ITEM(segments, j), limit_obj, TRUNCATE_SEGMENT);
+    Py_DECREF(limit_obj);
+    if (!cand) return -1;
+    int keep = PyObject_RichCompareBool(PyList_GET_ITEM(e->speakers, j), NO_SPEAKER, Py_NE);
+    if (keep > 0) *part = cand;
+    else Py_DECREF(cand);
+    return keep < 0 ? -1 : 0;
+}
+
+/* A part's `key` time as a double: 1 done, 0 not a float (t->not_float set), -1 error. */
+static int part_time(PyObject *part, PyObject *key, Tally *t, PyObject **obj, double *out) {
+    *obj = require_item(part, key);
+    if (!*obj) return -1;
+    if (!PyFloat_CheckExact(*obj)) {
+        t->not_float = 1;
+        return 0;
+    }
+    *out = PyFloat_AS_DOUBLE(*obj);
+    return 1;
+}
+
+/* Counts the rejected window first..stop(-part) and records it in `lost`. */
+static int lose_window(Entry *e, PyObject *segments, Tally *t, PyObject *lost, PyObject *window, Py_ssize_t first,
+                       Py_ssize_t stop) {
+    Py_ssize_t next_index = stop < e->n - 1 ? stop : e->n - 1;
+    lose(t, LOST_WIN, e->dur[first]);
+    int nospk = next_is_no_speaker(PyList_GET_ITEM(segments, next_index));
+    if (nospk < 0) return -1;
+    if (nospk) lose(t, LOST_NO_SPKR, e->dur[first]);
+    else if (!e->bw_ok[next_index]) lose(t, LOST_NEXT, e->dur[first]);
+    return append_new(lost, make_lost(LOST_WINDOW_TYPE, window, next_index, first > 0 ? first - 1 : 0));
+}
+
+/* The window starting at segment `first` (whose bandwidth is enough): appended to
+ * `windows`, or counted as lost. 0, or -1 on error or hand-back (t->not_float). */
+static int one_window(Entry *e, const Rules *r, PyObject *segments, Py_ssize_t first, Tally *t, PyObject *windows,
+                      PyObject *lost) {
+    Py_ssize_t j;
+    PyObject *part, *w_end_obj, *top = NULL;
+    double w_end, part_end = 0.0, part_start = 0.0;
+    if (grow(e, r, segments, first, t, &j, &part) < 0) return -1;
+    PyObject *w_start_obj = PyDict_GetItem(PyList_GET_ITEM(segments, first), KEY_START);
+    int status = -1;
+    if (part) {
+        if (part_time(part, KEY_END, t, &w_end_obj, &w_end) <= 0) goto done;
+        part_end = w_end;
+    } else {
+        Py_ssize_t k = j > first ? j - 1 : first;
+        w_end_obj = PyDict_GetItem(PyList_GET_ITEM(segments, k), KEY_END);
+        w_end = e->end[k];
+    }
+    Py_ssize_t count = j - first + (part != NULL);
+    double w_dur = w_end - e->start[first];
+    if (!(r->min_d <= w_dur && w_dur <= r->max_d) || count < MIN_SEGMENTS_PER_WINDOW || r->stored_bw_bad) {
+        PyObject *w = make_window(WINDOW_TYPE, first, j, part, w_start_obj, w_end_obj, NULL);
+        status = w ? lose_window(e, segments, t, lost, w, first, j) : -1;
+        Py_XDECREF(w);
+        goto done;
+    }
+    Py_ssize_t n_speakers = 0, part_code = -1;
+    if (r->keep_speaker && part && e->truthy[j]) {
+        PyObject *ps;
+        if (part_time(part, KEY_START, t, &ps, &part_start) <= 0) goto done;
+        part_code = e->code[j];
+    }
+    /* dropped speakers: no stored segment names one (an empty range) */
+    top = r->keep_speaker ? speaker_durations(e, first, j, part_code, part_end - part_start, &n_speakers)
+                          : speaker_durations(e, j, j, -1, 0.0, &n_speakers);
+    if (!top) goto done;
+    if (!(r->min_spk <= n_speakers && n_speakers <= r->max_spk)) {
+        lose(t, LOST_SPK, e->dur[first]);
+        status = 0;
+        goto done;
+    }
+    status = append_new(windows, make_window(WINDOW_TYPE, first, j, part, w_start_obj, w_end_obj, top));
+done:
+    Py_XDECREF(top);
+    Py_XDECREF(part);
+    return status;
 }
 
 const char build_entry_doc[] =
-    "build_entry(segments, min_bw, max_d, min_d, max_spk, min_spk, truncation, keep_speaker,\n"
-    "            stored_bw_bad, truncate, window_type, lost_type, no_speaker, sum)\n"
+    "build_entry(segments, cfg)\n"
     "--\n\n"
-    "The builder's fast path for one entry's (ordered) segments. Returns None where it does\n"
-    "not apply (unsorted, crowded, non-float times, or anything the pure-Python builder\n"
-    "would raise on: it then runs and raises), else (windows, lost, events, (lost_bw,\n"
-    "lost_win, lost_spk, lost_no_spkr, lost_next), (dur_bw, dur_win, dur_spk, dur_no_spkr,\n"
-    "dur_next), total_dur).";
+    "alm_lhotse.core.windows' builder for one entry's (ordered) segments and its\n"
+    "WindowConfig. Returns None where it does not apply (unsorted, crowded, non-float\n"
+    "times, parameters it cannot hold exactly, or anything the Python builder would raise\n"
+    "on: it then runs and raises), else (windows, lost, events, (lost_bw, lost_win,\n"
+    "lost_spk, lost_no_spkr, lost_next_seg_bm), (their durations), total_dur).";
 
 PyObject *build_entry(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 14 || !PyList_Check(args[0]))
-        return usage_error("build_entry takes 14 arguments, segments first (a list)");
-    PyObject *segments = args[0], *min_bw = args[1];
-    double max_d = PyFloat_AsDouble(args[2]), min_d = PyFloat_AsDouble(args[3]);
-    Py_ssize_t max_spk = PyLong_AsSsize_t(args[4]), min_spk = PyLong_AsSsize_t(args[5]);
-    if (PyErr_Occurred()) return NULL;
-    int truncation = PyObject_IsTrue(args[6]), keep_speaker = PyObject_IsTrue(args[7]);
-    int stored_bw_bad = PyObject_IsTrue(args[8]);
-    if (truncation < 0 || keep_speaker < 0 || stored_bw_bad < 0) return NULL;
-    PyObject *truncate = args[9], *window_type = args[10], *lost_type = args[11], *no_speaker = args[12];
-    PyObject *sum = args[13];
-
+    if (nargs != 2) return usage_error("build_entry(segments, cfg)");
+    if (!NO_SPEAKER || !WINDOW_TYPE || !LOST_WINDOW_TYPE || !TRUNCATE_SEGMENT || SPEAKER_SLOTS < 0 ||
+        MIN_SEGMENTS_PER_WINDOW < 0 || EXACT_INT_LIMIT < 0)
+        return not_configured("the window builder's constants");
+    PyObject *segments = args[0];
+    if (!PyList_CheckExact(segments)) Py_RETURN_NONE;
+    Rules r;
+    int ready = rules_init(&r, args[1]);
+    if (ready <= 0) {
+        if (ready < 0) return NULL;
+        Py_RETURN_NONE;
+    }
     Entry e;
-    int ready = entry_init(&e, segments, min_bw, no_speaker, keep_speaker, max_spk);
+    ready = entry_init(&e, segments, r.min_bw, r.keep_speaker, r.max_spk);
     if (ready <= 0) {
         entry_free(&e);
+        Py_DECREF(r.min_bw);
         if (ready < 0) return hand_back();
         Py_RETURN_NONE;
     }
-    PyObject *speakers = e.speakers;
-    PyObject *total = NULL;
-    PyObject *windows = PyList_New(0), *lost = PyList_New(0);
-    PyObject *result = NULL, *part = NULL;
-    int not_float = 0;
+    Tally t;
+    memset(&t, 0, sizeof(t));
+    PyObject *windows = PyList_New(0), *lost = PyList_New(0), *total = NULL, *result = NULL;
     if (!windows || !lost) goto done;
-
-    Py_ssize_t n = e.n, dur_stop = 0, events = 0;
-    Py_ssize_t lost_bw = 0, lost_win = 0, lost_spk = 0, lost_no_spkr = 0, lost_next = 0;
-    double dur_bw = 0.0, dur_win = 0.0, dur_spk = 0.0, dur_no_spkr = 0.0, dur_next = 0.0;
-
-    for (Py_ssize_t first = 0; first < n; first++) {
-        if (!e.bw_ok[first]) {
-            lost_bw++;
-            dur_bw += e.dur[first];
-            continue;
-        }
-        double w_start = e.start[first];
-        if (dur_stop < first) dur_stop = first;
-        while (dur_stop < n && e.end[dur_stop] - w_start <= max_d) dur_stop++;
-        Py_ssize_t j = e.bw_stop[first];
-        if (e.nospk_stop[first] < j) j = e.nospk_stop[first];
-        if (dur_stop < j) j = dur_stop;
-        int grow_to_part = j < n && j == dur_stop && j < e.bw_stop[first];
-
-        part = NULL;
-        double part_end = 0.0;
-        if (grow_to_part && truncation) {
-            double limit = w_start + max_d;
-            if (e.start[j] < limit) {
-                events++;
-                PyObject *limit_obj = PyFloat_FromDouble(limit);
-                if (!limit_obj) goto done;
-                PyObject *cand = truncate_segment(PyList_GET_ITEM(segments, j), limit_obj, truncate);
-                Py_DECREF(limit_obj);
-                if (!cand) goto done;
-                int keep = PyObject_RichCompareBool(PyList_GET_ITEM(speakers, j), no_speaker, Py_NE);
-                if (keep < 0) {
-                    Py_DECREF(cand);
-                    goto done;
-                }
-                if (keep) {
-                    part = cand;
-                } else {
-                    Py_DECREF(cand);
-                }
-            }
-        }
-        PyObject *w_start_obj = PyDict_GetItem(PyList_GET_ITEM(segments, first), KEY_START);
-        PyObject *w_end_obj;
-        double w_end;
-        if (part) {
-            w_end_obj = require_item(part, KEY_END);
-            if (!w_end_obj) goto done;
-            if (!PyFloat_CheckExact(w_end_obj)) {
-                not_float = 1;
-                goto done;
-            }
-            part_end = w_end = PyFloat_AS_DOUBLE(w_end_obj);
-        } else {
-            Py_ssize_t k = j > first ? j - 1 : first;
-            w_end_obj = PyDict_GetItem(PyList_GET_ITEM(segments, k), KEY_END);
-            w_end = e.end[k];
-        }
-        Py_ssize_t count = j - first + (part != NULL);
-        double w_dur = w_end - w_start;
-        if (!(min_d <= w_dur && w_dur <= max_d) || count < MIN_SEGMENTS_PER_WINDOW || stored_bw_bad) {
-            Py_ssize_t next_index = j < n - 1 ? j : n - 1;
-            lost_win++;
-            dur_win += e.dur[first];
-            int nospk = next_is_no_speaker(PyList_GET_ITEM(segments, next_index), no_speaker);
-            if (nospk < 0) goto done;
-            if (nospk) {
-                lost_no_spkr++;
-                dur_no_spkr += e.dur[first];
-            } else if (!e.bw_ok[next_index]) {
-                lost_next++;
-                dur_next += e.dur[first];
-            }
-            PyObject *w = make_window(window_type, first, j, part, w_start_obj, w_end_obj, NULL);
-            if (!w) goto done;
-            PyObject *lw = make_lost(lost_type, w, next_index, first > 0 ? first - 1 : 0);
-            Py_DECREF(w);
-            if (append_new(lost, lw) < 0) goto done;
-            Py_CLEAR(part);
-            continue;
-        }
-        Py_ssize_t n_speakers = 0;
-        PyObject *top = NULL;
-        if (keep_speaker) {
-            double part_dur = 0.0;
-            Py_ssize_t part_code = -1;
-            if (part && e.truthy[j]) {
-                PyObject *ps = require_item(part, KEY_START);
-                if (!ps) goto done;
-                if (!PyFloat_CheckExact(ps)) {
-                    not_float = 1;
-                    goto done;
-                }
-                part_code = e.code[j];
-                part_dur = part_end - PyFloat_AS_DOUBLE(ps);
-            }
-            top = speaker_durations(&e, first, j, part_code, part_dur, &n_speakers);
-            if (!top) goto done;
-        }
-        if (!(min_spk <= n_speakers && n_speakers <= max_spk)) {
-            lost_spk++;
-            dur_spk += e.dur[first];
-            Py_XDECREF(top);
-            Py_CLEAR(part);
-            continue;
-        }
-        PyObject *w = make_window(window_type, first, j, part, w_start_obj, w_end_obj, top);
-        Py_DECREF(top);
-        Py_CLEAR(part);
-        if (append_new(windows, w) < 0) goto done;
+    for (Py_ssize_t first = 0; first < e.n; first++) {
+        if (!e.bw_ok[first]) lose(&t, LOST_BW, e.dur[first]);
+        else if (one_window(&e, &r, segments, first, &t, windows, lost) < 0) goto done;
     }
-    total = total_duration(&e, sum);
+    total = total_duration(&e);
     if (!total) goto done;
-    result = Py_BuildValue("(OOn(nnnnn)(ddddd)O)", windows, lost, events, lost_bw, lost_win, lost_spk,
-                           lost_no_spkr, lost_next, dur_bw, dur_win, dur_spk, dur_no_spkr, dur_next, total);
+    result = Py_BuildValue("(OOn(nnnnn)(ddddd)O)", windows, lost, t.events, t.count[LOST_BW], t.count[LOST_WIN],
+                           t.count[LOST_SPK], t.count[LOST_NO_SPKR], t.count[LOST_NEXT], t.dur[LOST_BW],
+                           t.dur[LOST_WIN], t.dur[LOST_SPK], t.dur[LOST_NO_SPKR], t.dur[LOST_NEXT], total);
 done:
-    Py_XDECREF(part);
     Py_XDECREF(windows);
     Py_XDECREF(lost);
     Py_XDECREF(total);
+    Py_DECREF(r.min_bw);
     entry_free(&e);
-    if (not_float && !PyErr_Occurred()) Py_RETURN_NONE;
+    if (t.not_float && !PyErr_Occurred()) Py_RETURN_NONE;
     return result ? result : hand_back();
 }

@@ -22,6 +22,17 @@ extern PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WOR
 extern PyObject *CORE_KEYS, *ADDED_KEYS;
 extern PyObject *ATTR_FIRST, *ATTR_STOP, *ATTR_PART, *ATTR_SPEAKER_DURATIONS; /* Window attributes */
 extern PyObject *FLOAT_ZERO; /* 0.0, the speaker durations' padding */
+extern PyObject *BUILTIN_SUM; /* Python's sum(), whose rounding the totals must share */
+
+/* The rules' constants, handed over by Python at import (configure(), called from
+ * alm_lhotse.native): each is defined once, in the Python rule that uses it. */
+extern Py_ssize_t SPEAKER_SLOTS, MIN_SEGMENTS_PER_WINDOW; /* alm_lhotse.core.windows */
+extern PyObject *NO_SPEAKER, *WINDOW_TYPE, *LOST_WINDOW_TYPE, *TRUNCATE_SEGMENT;
+extern long long EXACT_INT_LIMIT;                  /* alm_lhotse.native */
+extern double MATCH_SLACK, MATCH_RELATIVE_SLACK;   /* alm_lhotse.core.overlap */
+
+/* RuntimeError naming `what` (a constant configure() was not given); returns NULL. */
+PyObject *not_configured(const char *what);
 
 PyObject *hand_back(void);
 
@@ -74,6 +85,8 @@ static inline Py_ssize_t json_element_end(const char *inner, Py_ssize_t size, Py
     PyObject *name(PyObject *self, PyObject *arg); \
     extern const char name##_doc[]
 
+PyObject *configure(PyObject *self, PyObject *args, PyObject *kwargs); /* module.c */
+extern const char configure_doc[];
 ALM_FUNCTION(build_entry);            /* builder.c */
 ALM_FUNCTION(overlap_filter);         /* overlap.c */
 ALM_FUNCTION_O(element_offsets);      /* render.c */

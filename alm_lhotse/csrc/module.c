@@ -9,6 +9,79 @@ PyObject *KEY_ID, *KEY_RECORDING_ID, *KEY_DURATION, *KEY_CHANNEL, *KEY_CUSTOM, *
 PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WORD_ENDS, *EMPTY_STR, *ZERO;
 PyObject *ATTR_FIRST, *ATTR_STOP, *ATTR_PART, *ATTR_SPEAKER_DURATIONS, *FLOAT_ZERO;
 PyObject *CORE_KEYS, *ADDED_KEYS;
+PyObject *BUILTIN_SUM;
+
+/* Unset until configure() gives them: -1, NULL. */
+Py_ssize_t SPEAKER_SLOTS = -1, MIN_SEGMENTS_PER_WINDOW = -1;
+PyObject *NO_SPEAKER, *WINDOW_TYPE, *LOST_WINDOW_TYPE, *TRUNCATE_SEGMENT;
+long long EXACT_INT_LIMIT = -1;
+double MATCH_SLACK = -1, MATCH_RELATIVE_SLACK = -1;
+
+PyObject *not_configured(const char *what) {
+    PyErr_Format(PyExc_RuntimeError, "alm_lhotse._kernel: %s not configured (alm_lhotse.native.configure)", what);
+    return NULL;
+}
+
+static int set_count(Py_ssize_t *slot, PyObject *value) {
+    Py_ssize_t n = PyLong_AsSsize_t(value);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "configure: a count must not be negative");
+        return -1;
+    }
+    *slot = n;
+    return 0;
+}
+
+static int set_double(double *slot, PyObject *value) {
+    double x = PyFloat_AsDouble(value);
+    if (x == -1.0 && PyErr_Occurred()) return -1;
+    *slot = x;
+    return 0;
+}
+
+static int set_object(PyObject **slot, PyObject *value) {
+    Py_INCREF(value);
+    Py_XSETREF(*slot, value);
+    return 0;
+}
+
+static int set_constant(const char *name, PyObject *value) {
+    if (!strcmp(name, "speaker_slots")) return set_count(&SPEAKER_SLOTS, value);
+    if (!strcmp(name, "min_segments")) return set_count(&MIN_SEGMENTS_PER_WINDOW, value);
+    if (!strcmp(name, "no_speaker")) return set_object(&NO_SPEAKER, value);
+    if (!strcmp(name, "window")) return set_object(&WINDOW_TYPE, value);
+    if (!strcmp(name, "lost_window")) return set_object(&LOST_WINDOW_TYPE, value);
+    if (!strcmp(name, "truncate")) return set_object(&TRUNCATE_SEGMENT, value);
+    if (!strcmp(name, "match_slack")) return set_double(&MATCH_SLACK, value);
+    if (!strcmp(name, "match_relative_slack")) return set_double(&MATCH_RELATIVE_SLACK, value);
+    if (!strcmp(name, "exact_int_limit")) {
+        long long limit = PyLong_AsLongLong(value);
+        if (limit == -1 && PyErr_Occurred()) return -1;
+        EXACT_INT_LIMIT = limit;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "configure: unknown constant '%s'", name);
+    return -1;
+}
+
+const char configure_doc[] =
+    "configure(**constants)\n"
+    "--\n\n"
+    "Sets the rules' constants (speaker_slots, min_segments, no_speaker, window,\n"
+    "lost_window, truncate, match_slack, match_relative_slack, exact_int_limit): the\n"
+    "compiled loops define none of their own.";
+
+PyObject *configure(PyObject *self, PyObject *args, PyObject *kwargs) {
+    if (PyTuple_GET_SIZE(args) != 0) return usage_error("configure(**constants) takes keyword arguments only");
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (kwargs && PyDict_Next(kwargs, &pos, &key, &value)) {
+        const char *name = PyUnicode_AsUTF8(key);
+        if (!name || set_constant(name, value) < 0) return NULL;
+    }
+    Py_RETURN_NONE;
+}
 
 /* After an ordinary exception, None: the pure-Python builder reruns the entry and raises
  * the same error, at the same point, with its own message. Memory errors propagate. */
@@ -43,6 +116,7 @@ PyObject *require_item(PyObject *seg, PyObject *key) {
 }
 
 static PyMethodDef methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS, configure_doc},
     {"build_entry", (PyCFunction)(void (*)(void))build_entry, METH_FASTCALL, build_entry_doc},
     {"overlap_filter", (PyCFunction)(void (*)(void))overlap_filter, METH_FASTCALL, overlap_filter_doc},
     {"element_offsets", element_offsets, METH_O, element_offsets_doc},
@@ -88,6 +162,9 @@ PyMODINIT_FUNC PyInit__kernel(void) {
     ATTR_SPEAKER_DURATIONS = PyUnicode_InternFromString("speaker_durations");
     ZERO = PyLong_FromLong(0);
     FLOAT_ZERO = PyFloat_FromDouble(0.0);
+    PyObject *builtins = PyImport_ImportModule("builtins");
+    BUILTIN_SUM = builtins ? PyObject_GetAttrString(builtins, "sum") : NULL;
+    Py_XDECREF(builtins);
     PyObject *core = Py_BuildValue("(OOOOO)", KEY_START, KEY_END, KEY_SPEAKER, KEY_TEXT, KEY_WORDS);
     CORE_KEYS = core ? PyFrozenSet_New(core) : NULL;
     Py_XDECREF(core);
@@ -97,7 +174,7 @@ PyMODINIT_FUNC PyInit__kernel(void) {
     if (!CORE_KEYS || !ADDED_KEYS || !KEY_START || !KEY_END || !KEY_SPEAKER || !KEY_METRICS || !KEY_BANDWIDTH || !KEY_TEXT || !KEY_WORDS ||
         !KEY_WORD || !KEY_ID || !KEY_RECORDING_ID || !KEY_DURATION || !KEY_CHANNEL || !KEY_CUSTOM ||
         !KEY_ALIGNMENT || !KEY_SOURCE_START || !KEY_SOURCE_END || !KEY_SEGMENT_INDEX || !KEY_WORD_ENDS ||
-        !EMPTY_STR || !ZERO || !ATTR_FIRST || !ATTR_STOP || !ATTR_PART || !ATTR_SPEAKER_DURATIONS || !FLOAT_ZERO)
+        !EMPTY_STR || !ZERO || !ATTR_FIRST || !ATTR_STOP || !ATTR_PART || !ATTR_SPEAKER_DURATIONS || !FLOAT_ZERO || !BUILTIN_SUM)
         return NULL;
     return PyModule_Create(&module);
 }

@@ -1,5 +1,5 @@
 /*
- * The overlap filter (alm_lhotse.overlap.filter_spans and kept_mask) on float spans.
+ * The overlap filter (alm_lhotse.core.overlap.filter_spans and kept_mask) on float spans.
  */
 #include "kernel.h"
 #include <math.h>
@@ -28,6 +28,7 @@ const char overlap_filter_doc[] =
 PyObject *overlap_filter(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyList_Check(args[0]))
         return usage_error("overlap_filter(spans: list, threshold, target_duration)");
+    if (MATCH_SLACK < 0 || MATCH_RELATIVE_SLACK < 0) return not_configured("the overlap filter's match slack");
     PyObject *spans = args[0];
     double threshold = PyFloat_AsDouble(args[1]), target = PyFloat_AsDouble(args[2]);
     if (PyErr_Occurred()) return NULL;
@@ -87,7 +88,7 @@ PyObject *overlap_filter(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         PyObject *span = PyList_GET_ITEM(spans, k);
         double end = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(span, 0));
         double start = PyFloat_AS_DOUBLE(PyTuple_GET_ITEM(span, 1));
-        double near = 2e-6 + fabs(start) * 1e-12;
+        double near = MATCH_SLACK + fabs(start) * MATCH_RELATIVE_SLACK;
         /* first kept span whose start is at least start - near */
         Py_ssize_t lo = 0, hi = n_kept;
         while (lo < hi) {

@@ -1,6 +1,7 @@
 /*
- * Per-segment checks: the cheap validity check of alm_lhotse.validation and the
- * order statistics of alm_lhotse.job (unsorted, overlapping).
+ * Per-segment checks: alm_lhotse.reading.validation's segment check as a yes/no (the
+ * Python check explains a no), and alm_lhotse.core.entry.segment_order (unsorted,
+ * overlapping).
  */
 #include "kernel.h"
 #include <math.h>
@@ -27,7 +28,8 @@ static int optional_str(PyObject *dict, PyObject *key) {
     return v == Py_None || PyUnicode_CheckExact(v);
 }
 
-/* alm_lhotse.validation._segment_looks_valid: 1 yes, 0 no, -1 error. */
+/* Whether alm_lhotse.reading.validation._check_segment passes `seg`: 1 yes, 0 no (or
+ * a list subclass of words, which only the Python check takes), -1 error. */
 static int segment_looks_valid(PyObject *seg) {
     if (!PyDict_CheckExact(seg)) return 0;
     PyObject *start = PyDict_GetItemWithError(seg, KEY_START);
@@ -70,8 +72,8 @@ static int segment_looks_valid(PyObject *seg) {
 const char first_doubtful_segment_doc[] =
     "first_doubtful_segment(segments, start)\n"
     "--\n\n"
-    "Index of the first segment at or after `start` that the cheap validity check does not\n"
-    "pass (alm_lhotse.validation._segment_looks_valid), or len(segments).";
+    "Index of the first segment at or after `start` that alm_lhotse.reading.validation's\n"
+    "segment check may reject (it then explains why), or len(segments).";
 
 PyObject *first_doubtful_segment(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2 || !PyList_Check(args[0]))

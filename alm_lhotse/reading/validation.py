@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from alm_lhotse import native
 from alm_lhotse.errors import InvalidEntry
-from alm_lhotse.native import kernel
 
 REQUIRED_FIELDS = ("audio_filepath", "audio_sample_rate", "segments")
 
@@ -76,43 +76,6 @@ def _check_segment(seg: Any, where: str) -> None:
         _check_words(seg["words"], f"{where}.words")
 
 
-_NUMBERS = (int, float)
-
-
-def _span_looks_valid(obj: dict) -> bool:
-    """Cheap twin of ``_check_span``: number times, ``0 <= start <= end``."""
-    start = obj.get("start")
-    end = obj.get("end")
-    return type(start) in _NUMBERS and type(end) in _NUMBERS and 0 <= start <= end
-
-
-def _optional_str(value: Any) -> bool:
-    return value is None or type(value) is str
-
-
-def _segment_looks_valid(seg: Any) -> bool:
-    """Cheap yes for the common, well-formed segment; a no is explained by ``_check_segment``."""
-    if type(seg) is not dict or not _span_looks_valid(seg):
-        return False
-    if not (_optional_str(seg.get("speaker")) and _optional_str(seg.get("text"))):
-        return False
-    metrics = seg.get("metrics")
-    if metrics is not None:
-        if type(metrics) is not dict:
-            return False
-        bw = metrics.get("bandwidth", 0)
-        if type(bw) not in _NUMBERS or bw != bw:
-            return False
-    elif "metrics" in seg:
-        return False
-    words = seg.get("words")
-    if words is None:
-        return "words" not in seg
-    if type(words) is not list:
-        return False
-    return all(type(w) is dict and _span_looks_valid(w) and _optional_str(w.get("word")) for w in words)
-
-
 # Lhotse stores sampling_rate and num_samples = round(duration * rate) as integers, and
 # orjson writes none past 64 bits: larger counts are rejected here, not at write time.
 MAX_SAMPLES = 2**63
@@ -166,15 +129,21 @@ def validate_entry(entry: Any) -> None:
     segments = entry["segments"]
     if type(segments) is not list:
         raise InvalidEntry("segments", f"must be a list, got {_type_name(segments)}")
-    native = kernel()
-    if native is None:
-        for i, seg in enumerate(segments):
-            if not _segment_looks_valid(seg):
-                _check_segment(seg, f"segments[{i}]")
-    else:
-        i = native.first_doubtful_segment(segments, 0)
-        while i < len(segments):
-            _check_segment(segments[i], f"segments[{i}]")
-            i = native.first_doubtful_segment(segments, i + 1)
+    _check_segments(segments)
     if "duration" not in entry:
         _check_segment_ends(segments, rate)
+
+
+def _check_segments(segments: list) -> None:
+    """Every segment through ``_check_segment``; where compiled, only those the kernel's
+    yes/no version of the same check does not pass (for data parsed from JSON: exactly
+    those that fail)."""
+    kernel = native.kernel()
+    if kernel is None:
+        for i, seg in enumerate(segments):
+            _check_segment(seg, f"segments[{i}]")
+    else:
+        i = kernel.first_doubtful_segment(segments, 0)
+        while i < len(segments):
+            _check_segment(segments[i], f"segments[{i}]")
+            i = kernel.first_doubtful_segment(segments, i + 1)
