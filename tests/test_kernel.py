@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -28,7 +29,7 @@ from alm_lhotse.core.entry import process_entry
 from alm_lhotse.core.overlap import filter_spans, filter_windows, kept_mask
 from alm_lhotse.execution.runner import run_job
 from alm_lhotse.outputs.compat import render_entry
-from alm_lhotse.reading import validation
+from alm_lhotse.reading import reader, validation
 from tests.conftest import ORACLE, require_kernel, require_shared
 from tests.test_properties import PROPERTY, configs, entries
 
@@ -133,18 +134,6 @@ def test_int_limits_and_odd_words_behave_as_in_python() -> None:
     entry["segments"][2]["words"] = [{"word": "a", "start": 70.0, "end": 75.0}, {"start": 75.0, "end": 80.0}]
     compiled, pure = _both(entry, wcfg, OverlapConfig())
     assert compiled == pure
-
-
-def test_no_speaker_minimum_with_speakers_dropped() -> None:
-    """Windows with no stored speaker pass ``min_speakers=0`` with five 0.0 durations on
-    both paths (the compiled builder once gave them none, and rendering crashed)."""
-    require_kernel()
-    segs = [{"start": 6.0 * i, "end": 6.0 * i + 5.0, "speaker": "AB"[i % 2], "metrics": {"bandwidth": 9000}}
-            for i in range(30)]
-    entry = {"audio_filepath": "x.wav", "audio_sample_rate": 16000, "segments": segs}
-    compiled, pure = _both(entry, WindowConfig(min_speakers=0, drop_fields="speaker"), OverlapConfig())
-    assert compiled == pure
-    assert b'"speaker_durations":[0.0,0.0,0.0,0.0,0.0]' in pure
 
 
 def test_compiled_builder_takes_its_constants_from_python() -> None:
@@ -262,3 +251,20 @@ def test_whole_job_writes_the_same_bytes_on_both_paths(name: str, tmp_path: Path
         outputs.append({p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()})
     assert outputs[0] == outputs[1]
     assert any(name.suffix == ".gz" for name in outputs[0])
+
+
+_json_values = st.recursive(
+    st.one_of(st.none(), st.integers(-9, 9), st.text(alphabet='[]{}"\\ab', max_size=6)),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(alphabet='[]{"a', max_size=3), inner, max_size=3)),
+    max_leaves=30,
+)
+
+
+@given(value=_json_values, limit=st.integers(0, 6))
+@PROPERTY
+def test_compiled_json_depth_matches_the_nesting_rule(value: Any, limit: int) -> None:
+    """The kernel's depth of a JSON text is within a limit exactly when the reader's
+    walk over the parsed value finds nothing deeper (brackets inside strings ignored)."""
+    require_kernel()
+    depth = native.kernel().json_depth(orjson.dumps(value))
+    assert (depth <= limit) == (reader._too_deep(value, limit) is None)

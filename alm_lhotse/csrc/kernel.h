@@ -97,5 +97,6 @@ ALM_FUNCTION_O(segment_order);        /* segments.c */
 ALM_FUNCTION(supervisions);           /* supervisions.c */
 ALM_FUNCTION(supervisions_json);      /* supjson.c */
 ALM_FUNCTION_O(count_newlines);       /* lines.c */
+ALM_FUNCTION_O(json_depth);           /* lines.c */
 
 #endif

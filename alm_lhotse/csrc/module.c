@@ -124,6 +124,7 @@ static PyMethodDef methods[] = {
      first_doubtful_segment_doc},
     {"segment_order", segment_order, METH_O, segment_order_doc},
     {"count_newlines", count_newlines, METH_O, count_newlines_doc},
+    {"json_depth", json_depth, METH_O, json_depth_doc},
     {"supervisions", (PyCFunction)(void (*)(void))supervisions, METH_FASTCALL, supervisions_doc},
     {"supervisions_json", (PyCFunction)(void (*)(void))supervisions_json, METH_FASTCALL, supervisions_json_doc},
     {"render_windows", (PyCFunction)(void (*)(void))render_windows, METH_FASTCALL, render_windows_doc},

@@ -14,6 +14,7 @@ try:
 except ImportError:  # pragma: no cover - isal is a declared dependency
     import gzip as _gzip
 
+from alm_lhotse import native
 from alm_lhotse.errors import InvalidEntry, ManifestError
 from alm_lhotse.reading.discovery import ManifestPaths, discover_manifests
 from alm_lhotse.reading.validation import validate_entry
@@ -115,28 +116,17 @@ def _explain_json_error(raw: bytes, exc: Exception) -> InvalidEntry:
 # 3 more (a segment inside ``stats.lost_win_full_data[i].window_segs``): deeper lines are
 # rejected when read, not when written.
 MAX_DEPTH = 200
-_NOT_MARK = bytes(b for b in range(256) if b not in b'[]{}"')
 
 
 def _surely_shallow(raw: bytes) -> bool:
-    """A C-speed test that a parsed line nests at most ``MAX_DEPTH`` levels; False
-    means "look at the parsed value".
-
-    A line with fewer brackets than that cannot nest deeper. Otherwise only brackets and
-    quotes are kept (escaped quotes dropped), and empty strings ``""`` and innermost
-    bracket pairs are removed in turns: quotes fence off brackets inside strings, so a
-    round removes at most two structural levels and a line that empties within 10
-    rounds is at most 20 deep."""
-    if raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH:
-        return True
-    if b"\\" in raw:
-        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    marks = raw.translate(None, _NOT_MARK)
-    for _ in range(10):
-        marks = marks.replace(b'""', b"").replace(b"{}", b"").replace(b"[]", b"")
-        if not marks:
-            return True
-    return False
+    """A fast yes for "the parsed line nests at most ``MAX_DEPTH`` levels"; False means
+    "walk the parsed value" (``_too_deep``, the rule's specification). The kernel
+    measures the depth in one pass; without it, a line with fewer brackets than the
+    limit cannot nest deeper."""
+    kernel = native.kernel()
+    if kernel is not None:
+        return kernel.json_depth(raw) <= MAX_DEPTH
+    return raw.count(b"{") + raw.count(b"[") <= MAX_DEPTH
 
 
 def _too_deep(value: Any, limit: int) -> str | None:
