@@ -17,9 +17,7 @@
 
 /* Interned keys and constants, made once at import (module.c). */
 extern PyObject *KEY_START, *KEY_END, *KEY_SPEAKER, *KEY_METRICS, *KEY_BANDWIDTH, *KEY_TEXT, *KEY_WORDS, *KEY_WORD;
-extern PyObject *KEY_ID, *KEY_RECORDING_ID, *KEY_DURATION, *KEY_CHANNEL, *KEY_CUSTOM, *KEY_ALIGNMENT;
-extern PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WORD_ENDS, *EMPTY_STR, *ZERO;
-extern PyObject *CORE_KEYS, *ADDED_KEYS;
+extern PyObject *EMPTY_STR, *ZERO;
 extern PyObject *ATTR_FIRST, *ATTR_STOP, *ATTR_PART, *ATTR_SPEAKER_DURATIONS; /* Window attributes */
 extern PyObject *FLOAT_ZERO; /* 0.0, the speaker durations' padding */
 extern PyObject *BUILTIN_SUM; /* Python's sum(), whose rounding the totals must share */
@@ -94,7 +92,6 @@ ALM_FUNCTION(render_windows);         /* render.c */
 ALM_FUNCTION(strip_all);              /* render.c */
 ALM_FUNCTION(first_doubtful_segment); /* segments.c */
 ALM_FUNCTION_O(segment_order);        /* segments.c */
-ALM_FUNCTION(supervisions);           /* supervisions.c */
 ALM_FUNCTION(supervisions_json);      /* supjson.c */
 ALM_FUNCTION_O(count_newlines);       /* lines.c */
 ALM_FUNCTION_O(json_depth);           /* lines.c */

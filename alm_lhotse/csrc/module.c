@@ -5,10 +5,8 @@
 #include "kernel.h"
 
 PyObject *KEY_START, *KEY_END, *KEY_SPEAKER, *KEY_METRICS, *KEY_BANDWIDTH, *KEY_TEXT, *KEY_WORDS, *KEY_WORD;
-PyObject *KEY_ID, *KEY_RECORDING_ID, *KEY_DURATION, *KEY_CHANNEL, *KEY_CUSTOM, *KEY_ALIGNMENT;
-PyObject *KEY_SOURCE_START, *KEY_SOURCE_END, *KEY_SEGMENT_INDEX, *KEY_WORD_ENDS, *EMPTY_STR, *ZERO;
+PyObject *EMPTY_STR, *ZERO;
 PyObject *ATTR_FIRST, *ATTR_STOP, *ATTR_PART, *ATTR_SPEAKER_DURATIONS, *FLOAT_ZERO;
-PyObject *CORE_KEYS, *ADDED_KEYS;
 PyObject *BUILTIN_SUM;
 
 /* Unset until configure() gives them: -1, NULL. */
@@ -125,7 +123,6 @@ static PyMethodDef methods[] = {
     {"segment_order", segment_order, METH_O, segment_order_doc},
     {"count_newlines", count_newlines, METH_O, count_newlines_doc},
     {"json_depth", json_depth, METH_O, json_depth_doc},
-    {"supervisions", (PyCFunction)(void (*)(void))supervisions, METH_FASTCALL, supervisions_doc},
     {"supervisions_json", (PyCFunction)(void (*)(void))supervisions_json, METH_FASTCALL, supervisions_json_doc},
     {"render_windows", (PyCFunction)(void (*)(void))render_windows, METH_FASTCALL, render_windows_doc},
     {"strip_all", (PyCFunction)(void (*)(void))strip_all, METH_FASTCALL, strip_all_doc},
@@ -146,16 +143,6 @@ PyMODINIT_FUNC PyInit__kernel(void) {
     KEY_TEXT = PyUnicode_InternFromString("text");
     KEY_WORDS = PyUnicode_InternFromString("words");
     KEY_WORD = PyUnicode_InternFromString("word");
-    KEY_ID = PyUnicode_InternFromString("id");
-    KEY_RECORDING_ID = PyUnicode_InternFromString("recording_id");
-    KEY_DURATION = PyUnicode_InternFromString("duration");
-    KEY_CHANNEL = PyUnicode_InternFromString("channel");
-    KEY_CUSTOM = PyUnicode_InternFromString("custom");
-    KEY_ALIGNMENT = PyUnicode_InternFromString("alignment");
-    KEY_SOURCE_START = PyUnicode_InternFromString("source_start");
-    KEY_SOURCE_END = PyUnicode_InternFromString("source_end");
-    KEY_SEGMENT_INDEX = PyUnicode_InternFromString("segment_index");
-    KEY_WORD_ENDS = PyUnicode_InternFromString("word_ends");
     EMPTY_STR = PyUnicode_InternFromString("");
     ATTR_FIRST = PyUnicode_InternFromString("first");
     ATTR_STOP = PyUnicode_InternFromString("stop");
@@ -166,16 +153,9 @@ PyMODINIT_FUNC PyInit__kernel(void) {
     PyObject *builtins = PyImport_ImportModule("builtins");
     BUILTIN_SUM = builtins ? PyObject_GetAttrString(builtins, "sum") : NULL;
     Py_XDECREF(builtins);
-    PyObject *core = Py_BuildValue("(OOOOO)", KEY_START, KEY_END, KEY_SPEAKER, KEY_TEXT, KEY_WORDS);
-    CORE_KEYS = core ? PyFrozenSet_New(core) : NULL;
-    Py_XDECREF(core);
-    PyObject *added = Py_BuildValue("(OOOO)", KEY_SOURCE_START, KEY_SOURCE_END, KEY_SEGMENT_INDEX, KEY_WORD_ENDS);
-    ADDED_KEYS = added ? PyFrozenSet_New(added) : NULL;
-    Py_XDECREF(added);
-    if (!CORE_KEYS || !ADDED_KEYS || !KEY_START || !KEY_END || !KEY_SPEAKER || !KEY_METRICS || !KEY_BANDWIDTH || !KEY_TEXT || !KEY_WORDS ||
-        !KEY_WORD || !KEY_ID || !KEY_RECORDING_ID || !KEY_DURATION || !KEY_CHANNEL || !KEY_CUSTOM ||
-        !KEY_ALIGNMENT || !KEY_SOURCE_START || !KEY_SOURCE_END || !KEY_SEGMENT_INDEX || !KEY_WORD_ENDS ||
-        !EMPTY_STR || !ZERO || !ATTR_FIRST || !ATTR_STOP || !ATTR_PART || !ATTR_SPEAKER_DURATIONS || !FLOAT_ZERO || !BUILTIN_SUM)
+    if (!KEY_START || !KEY_END || !KEY_SPEAKER || !KEY_METRICS || !KEY_BANDWIDTH || !KEY_TEXT || !KEY_WORDS ||
+        !KEY_WORD || !EMPTY_STR || !ZERO || !ATTR_FIRST || !ATTR_STOP || !ATTR_PART || !ATTR_SPEAKER_DURATIONS || !FLOAT_ZERO ||
+        !BUILTIN_SUM)
         return NULL;
     return PyModule_Create(&module);
 }

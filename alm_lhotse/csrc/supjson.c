@@ -5,7 +5,8 @@
  * its values does. Here the values of all supervisions of an entry (times, texts,
  * speakers, words, passthrough fields) go into one list, orjson serialises that list
  * once, and the text of each value is cut out of orjson's output and placed between
- * the keys of alm_lhotse.manifests.supervision_dict, in that dict's key order. Every
+ * the keys of alm_lhotse.outputs.lhotse_manifests.supervision_dict (the specification),
+ * in that dict's key order. Every
  * number and string is therefore formatted by orjson itself, and the result equals
  * orjson.dumps of the dicts byte for byte.
  *
@@ -119,10 +120,16 @@ malformed:
     return -1;
 }
 
+/* The field names of the Python rule, given by the caller: a segment's fields that a
+ * supervision holds itself (not in custom), and those it adds to custom. */
+typedef struct {
+    PyObject *core, *added;
+} Fields;
+
 /* Append the values of segment `seg` (its `start` and `end` given) to `values` and
  * describe it in `sup`; -1 on error. */
 static int collect(PyObject *values, Sup *sup, PyObject *seg, PyObject *start, PyObject *end, Py_ssize_t index,
-                   PyObject *shift, int unshifted) {
+                   PyObject *shift, int unshifted, const Fields *fields) {
     memset(sup, 0, sizeof(*sup));
     sup->index = index;
     sup->leaf = PyList_GET_SIZE(values);
@@ -193,11 +200,11 @@ static int collect(PyObject *values, Sup *sup, PyObject *seg, PyObject *start, P
             PyErr_SetString(PyExc_TypeError, "segment keys must be str");
             return -1;
         }
-        int core = PySet_Contains(CORE_KEYS, key);
+        int core = PySet_Contains(fields->core, key);
         if (core < 0) return -1;
         if (core) continue;
         /* the dict would keep such a key's first place, this writer would not */
-        int added = PySet_Contains(ADDED_KEYS, key);
+        int added = PySet_Contains(fields->added, key);
         if (added < 0) return -1;
         if (added) {
             PyErr_SetString(PyExc_ValueError, "a segment field is named like one a supervision adds");
@@ -309,7 +316,7 @@ typedef struct {
 
 /* Collect the values of one request's supervisions; -1 on error. */
 static int collect_request(PyObject *values, Array *records, Array *occurrences, Py_ssize_t *record_of,
-                           PyObject *segments, PyObject *request, Request *req) {
+                           PyObject *segments, PyObject *request, Request *req, const Fields *fields) {
     if (!PyTuple_Check(request) || PyTuple_GET_SIZE(request) != 7) {
         PyErr_SetString(PyExc_TypeError, "a request is (shift, first, stop, part, frame, at, sep)");
         return -1;
@@ -351,25 +358,31 @@ static int collect_request(PyObject *values, Array *records, Array *occurrences,
         occ->record = records->count - 1;
         occ->start = occ->word_starts = -1;
         if (k < stop && known < 0) record_of[k] = occ->record;
-        if (collect(values, sup, seg, start, end, k, shift, unshifted) < 0) return -1;
+        if (collect(values, sup, seg, start, end, k, shift, unshifted, fields) < 0) return -1;
     }
     req->occurrences = occurrences->count - req->first_occurrence;
     return 0;
 }
 
 const char supervisions_json_doc[] =
-    "supervisions_json(segments, rec_id, requests, dumps)\n"
+    "supervisions_json(segments, rec_id, requests, dumps, core_fields, added_fields)\n"
     "--\n\n"
     "For each request (shift, first, stop, part, frame, at, sep): frame[:at] +\n"
-    "sep.join(dumps(sup) for sup in supervisions(segments, rec_id, shift, first, stop, part))\n"
-    "+ frame[at:], where supervisions is this module's function and `dumps` is orjson.dumps.\n"
+    "sep.join(dumps(supervision_dict(seg, rec_id, k, shift)) for the segments k in\n"
+    "first..stop-1 with a positive duration, then `part` as segment `stop` when it is not\n"
+    "None and has one) + frame[at:], where `dumps` is orjson.dumps and supervision_dict is\n"
+    "alm_lhotse.outputs.lhotse_manifests.supervision_dict, whose field sets\n"
+    "(SEGMENT_CORE_FIELDS, ADDED_CUSTOM_FIELDS) are the last two arguments.\n"
     "None where the dicts' serialisation might differ or fail: the caller then serialises\n"
     "the dicts, which raises the precise error.";
 
 PyObject *supervisions_json(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1]) || !PyList_Check(args[2]))
-        return usage_error("supervisions_json(segments: list, rec_id: str, requests: list, dumps)");
+    if (nargs != 6 || !PyList_Check(args[0]) || !PyUnicode_Check(args[1]) || !PyList_Check(args[2]) ||
+        !PyAnySet_Check(args[4]) || !PyAnySet_Check(args[5]))
+        return usage_error(
+            "supervisions_json(segments: list, rec_id: str, requests: list, dumps, core_fields: set, added_fields: set)");
     PyObject *segments = args[0], *requests = args[2], *dumps = args[3];
+    const Fields fields = {args[4], args[5]};
     Py_ssize_t n_segments = PyList_GET_SIZE(segments), n_requests = PyList_GET_SIZE(requests);
     Array records = {NULL, 0, 0, sizeof(Sup)}, occurrences = {NULL, 0, 0, sizeof(Occurrence)};
     Py_ssize_t *record_of = PyMem_Malloc((n_segments ? n_segments : 1) * sizeof(Py_ssize_t));
@@ -384,7 +397,8 @@ PyObject *supervisions_json(PyObject *self, PyObject *const *args, Py_ssize_t na
     for (Py_ssize_t k = 0; k < n_segments; k++) record_of[k] = -1;
     for (Py_ssize_t r = 0; r < n_requests; r++) {
         PyObject *request = PyList_GET_ITEM(requests, r);
-        if (collect_request(values, &records, &occurrences, record_of, segments, request, &reqs[r]) < 0) goto done;
+        if (collect_request(values, &records, &occurrences, record_of, segments, request, &reqs[r], &fields) < 0)
+            goto done;
     }
     text = PyObject_CallOneArg(dumps, values);
     if (!text) goto done;

@@ -24,7 +24,11 @@ import orjson
 from alm_lhotse.core.windows import Window
 from alm_lhotse.native import kernel
 
-SEGMENT_CORE_FIELDS = ("start", "end", "speaker", "text", "words")
+# A segment's fields that its supervision holds itself; every other field rides in custom.
+SEGMENT_CORE_FIELDS = frozenset({"start", "end", "speaker", "text", "words"})
+# The fields supervision_dict adds to custom. The compiled writer hands a segment that
+# already has one back to this module: the dict would keep that field's first place.
+ADDED_CUSTOM_FIELDS = frozenset({"source_start", "source_end", "segment_index", "word_ends"})
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _LINE = orjson.OPT_APPEND_NEWLINE
 _CUT_SUPERVISIONS = b'"supervisions":['
@@ -128,17 +132,7 @@ def supervision_dict(seg: dict[str, Any], rec_id: str, index: int, shift: Any = 
 
 def supervision_dicts(entry: dict[str, Any], rec_id: str) -> list[dict[str, Any]]:
     """Supervisions of every segment with a positive duration, in manifest order."""
-    segments = entry["segments"]
-    native = kernel()
-    if native is not None and type(segments) is list:
-        sups = native.supervisions(segments, rec_id, 0, 0, len(segments), None)
-        if sups is not None:
-            return sups
-    return [
-        supervision_dict(seg, rec_id, i)
-        for i, seg in enumerate(segments)
-        if seg["end"] > seg["start"]
-    ]
+    return [supervision_dict(seg, rec_id, i) for i, seg in enumerate(entry["segments"]) if seg["end"] > seg["start"]]
 
 
 def lhotse_lines(
@@ -163,7 +157,7 @@ def lhotse_lines(
             frame = orjson.dumps(_cut_dict(w, [], rec, audio_filepath), option=_LINE)
             at = frame.index(_CUT_SUPERVISIONS) + len(_CUT_SUPERVISIONS)
             requests.append((w.start, w.first, w.stop, w.part, frame, at, b","))
-        lines = native.supervisions_json(segments, rec_id, requests, orjson.dumps)
+        lines = native.supervisions_json(segments, rec_id, requests, orjson.dumps, SEGMENT_CORE_FIELDS, ADDED_CUSTOM_FIELDS)
         if lines is not None:
             sups = lines.pop(0) if supervisions else b""
             return (b"" if sups == b"\n" else sups), b"".join(lines)
@@ -180,14 +174,7 @@ def window_id(rec_id: str, window: Window) -> str:
 
 def window_cut_dict(window: Window, segments: list[dict[str, Any]], rec: dict[str, Any], audio_filepath: str) -> dict[str, Any]:
     """A ``MonoCut`` spanning one window; zero-length (fully truncated) segments are left out."""
-    rec_id = rec["id"]
-    native = kernel()
-    sups = None
-    if native is not None and type(segments) is list:
-        sups = native.supervisions(segments, rec_id, window.start, window.first, window.stop, window.part)
-    if sups is None:
-        sups = _window_supervisions(window, segments, rec_id)
-    return _cut_dict(window, sups, rec, audio_filepath)
+    return _cut_dict(window, _window_supervisions(window, segments, rec["id"]), rec, audio_filepath)
 
 
 def _cut_dict(window: Window, sups: list[dict[str, Any]], rec: dict[str, Any], audio_filepath: str) -> dict[str, Any]:
@@ -213,7 +200,7 @@ def _cut_dict(window: Window, sups: list[dict[str, Any]], rec: dict[str, Any], a
 
 
 def _window_supervisions(window: Window, segments: list[dict[str, Any]], rec_id: str) -> list[dict[str, Any]]:
-    """A window's supervisions in its frame (pure Python; the kernel builds the same)."""
+    """A window's supervisions in its frame, in its segments' order."""
     shift = window.start
     sups = [
         supervision_dict(segments[i], rec_id, i, shift)
