@@ -102,15 +102,8 @@ def _array(items: list[list[Piece]]) -> list[Piece]:
 
 
 def _window(runs: SegmentRuns, w: Window) -> list[Piece]:
-    """A valid window in three pieces: it holds at least two segments, so its run of
-    whole segments is never empty, and a truncated part rides in the closing piece."""
-    offsets = runs.offsets
-    run = runs.view[offsets[w.first] : offsets[w.stop] - 1]
-    durations = _dumps(w.speaker_durations)
-    if w.part is None:
-        return [b'{"segments":[', run, b'],"speaker_durations":%s}' % durations]
-    part = _dumps(strip_fields(w.part, runs.drop))
-    return [b'{"segments":[', run, b',%s],"speaker_durations":%s}' % (part, durations)]
+    """A valid window: its stored segments and its speaker durations."""
+    return [b'{"segments":[', *runs.window_segments(w), b'],"speaker_durations":%s}' % _dumps(w.speaker_durations)]
 
 
 def _window_arrays(
