@@ -16,28 +16,13 @@ from typing import IO, Any, Callable, Iterable, Mapping, Optional, Sequence
 import orjson
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
-from alm_lhotse.core.entry import process_entry, segment_order
+from alm_lhotse.core.entry import EntryResult, process_entry, segment_order
 from alm_lhotse.core.windows import ordered_segments
 from alm_lhotse.errors import InvalidEntry, ManifestError
 from alm_lhotse.execution.partitions import FileSlice, iter_slice_lines
-from alm_lhotse.outputs.compat import render_pieces
-from alm_lhotse.outputs.lhotse_manifests import (
-    lhotse_lines,
-    recording_dict,
-    recording_id,
-)
-from alm_lhotse.outputs.streams import (
-    CONVERT_STREAMS,
-    CUTS_PART,
-    FINAL_NAMES,
-    RECORDINGS_PART,
-    SUMMARY_PART,
-    SUPERVISIONS_PART,
-    Sinks,
-    json_line,
-    reject_record,
-)
-from alm_lhotse.reading.reader import EntryHook, parse_entry
+from alm_lhotse.outputs.registry import WINDOWS, ProcessedEntry
+from alm_lhotse.outputs.streams import CONVERT_STREAMS, FINAL_NAMES, SUMMARY_PART, Sinks
+from alm_lhotse.reading.reader import EntryHook, ManifestLine, parse_entry
 from alm_lhotse.storage import concatenate, publish, temp_name
 
 ON_ERROR_CHOICES = ("fail", "skip")
@@ -74,57 +59,44 @@ def process_slices(
     progress: Optional[Callable[[int], Any]] = None,
     prepare: Optional[EntryHook] = None,
 ) -> Counts:
-    """The per-entry loop: read, validate, build, filter, write to ``out``.
+    """The per-entry loop: read, validate, build, filter, hand each entry to the outputs
+    in ``out`` (without ``lhotse``, not to the Lhotse manifests).
 
     With ``on_error="fail"`` the first bad line raises ManifestError (naming file, line
-    and field); with ``"skip"`` it is written to the rejects stream and counted.
+    and field); with ``"skip"`` it is handed to the outputs that keep rejects and counted.
     ``progress`` is called with 1 per entry; ``prepare`` is the reader's entry hook.
     """
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    # A pass without outputs of the windows stage (conversion only) never builds windows.
+    windows_wanted = any(o.stage == WINDOWS for o, _ in out.targets)
+    active = [(o, target) for o, target in out.targets if lhotse or not o.lhotse]
+    writers = [(o.write, target) for o, target in active if o.write is not None]
+    wanted = frozenset(o.name for o, _ in active)
     counts = Counts()
     t_parse = t_core = t_write = 0.0
     clock = time.perf_counter
-    # A conversion-only pass (no compatible JSONL, no cuts) never builds windows.
-    windows_wanted = out.compat is not None or out.cuts is not None
     for sl in slices:
         for line in iter_slice_lines(sl):
             t0 = clock()
             try:
                 entry = parse_entry(line.raw, prepare)
             except InvalidEntry as exc:
-                if on_error == "fail":
-                    raise ManifestError(line.source, line.line, exc.field, exc.reason) from None
+                _reject(line, exc, on_error, active)
                 counts.rejected += 1
-                if out.rejects is not None:
-                    out.rejects.write(orjson.dumps(reject_record(line, exc)) + b"\n")
                 continue
             t1 = clock()
             if windows_wanted:
-                result = process_entry(entry, wcfg, ocfg, validate=False)
-                built = result.built
-                segments = built.segments
-                kept = result.kept_windows
+                result: Optional[EntryResult] = process_entry(entry, wcfg, ocfg, validate=False)
+                segments = result.built.segments
             else:
+                result = None
                 segments = ordered_segments(entry, wcfg)
-                kept = []
             t2 = clock()
-            if windows_wanted:
-                if out.compat is not None:
-                    out.compat.writelines(render_pieces(result, wcfg))
-                    out.compat.write(b"\n")
-                counts.windows += len(built.windows)
-                counts.filtered_windows += len(kept)
-                counts.truncation_events += built.truncation_events
-                counts.filtered_durs.append(result.filtered_dur)
-                counts.low_sample_rate_entries += built.low_sample_rate
-                counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
-            counts.entries += 1
-            unsorted, overlapping = segment_order(entry["segments"])
-            counts.unsorted_entries += unsorted
-            counts.overlapping_segment_entries += overlapping
-            if lhotse:
-                _write_lhotse(out, entry, segments, kept, f"{sl.origin}:{line.line}")
+            processed = ProcessedEntry(entry, f"{sl.origin}:{line.line}", segments, result, wcfg, wanted)
+            for write, target in writers:
+                write(target, processed)
+            _count(counts, entry, result)
             t3 = clock()
             t_parse += t1 - t0
             t_core += t2 - t1
@@ -133,6 +105,31 @@ def process_slices(
                 progress(1)
     counts.timings = {"read_parse_s": t_parse, "windows_overlap_s": t_core, "write_s": t_write}
     return counts
+
+
+def _reject(line: ManifestLine, error: InvalidEntry, on_error: str, active: list) -> None:
+    """Raise for ``on_error="fail"``, else hand the bad line to the outputs that keep rejects."""
+    if on_error == "fail":
+        raise ManifestError(line.source, line.line, error.field, error.reason) from None
+    for o, target in active:
+        if o.reject is not None:
+            o.reject(target, line, error)
+
+
+def _count(counts: Counts, entry: dict[str, Any], result: Optional[EntryResult]) -> None:
+    """Add an entry to the totals (its windows only where they were built)."""
+    if result is not None:
+        built = result.built
+        counts.windows += len(built.windows)
+        counts.filtered_windows += sum(result.kept)
+        counts.truncation_events += built.truncation_events
+        counts.filtered_durs.append(result.filtered_dur)
+        counts.low_sample_rate_entries += built.low_sample_rate
+        counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
+    counts.entries += 1
+    unsorted, overlapping = segment_order(entry["segments"])
+    counts.unsorted_entries += unsorted
+    counts.overlapping_segment_entries += overlapping
 
 
 def run_partition(
@@ -153,32 +150,14 @@ def run_partition(
         directory.mkdir(parents=True, exist_ok=True)
         targets.update((name, open(directory / name, "wb", buffering=1 << 20)) for name in names)
     out = Sinks(targets)
-    lhotse = any(name in targets for name in (RECORDINGS_PART, SUPERVISIONS_PART, CUTS_PART))
     try:
-        counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, progress, prepare)
+        counts = process_slices(slices, wcfg, ocfg, out, on_error, True, progress, prepare)
     finally:
         out.close()
     summary = orjson.dumps(counts.to_dict())
     for directory in directories:
         (directory / SUMMARY_PART).write_bytes(summary)
     return counts
-
-
-def _write_lhotse(out: Sinks, entry: dict[str, Any], segments: list, kept: list, origin: str) -> None:
-    """The entry's recording and supervisions, and its kept windows as cuts, into
-    whichever of those streams ``out`` has."""
-    rec_id = recording_id(entry["audio_filepath"], origin)
-    rec = recording_dict(entry, rec_id)
-    if out.recordings is not None:
-        out.recordings.write(json_line(rec))
-    windows = kept if out.cuts is not None else []
-    if out.supervisions is None and not windows:
-        return
-    sups, cuts = lhotse_lines(segments, rec, entry["audio_filepath"], windows, out.supervisions is not None)
-    if out.supervisions is not None:
-        out.supervisions.write(sups)
-    if out.cuts is not None and cuts:
-        out.cuts.write(cuts)
 
 
 def merge_counts(parts: Iterable[Counts]) -> dict[str, Any]:

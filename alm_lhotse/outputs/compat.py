@@ -16,6 +16,7 @@ from alm_lhotse.config import WindowConfig
 from alm_lhotse.core.entry import EntryResult
 from alm_lhotse.core.windows import LostWindow, Window
 from alm_lhotse.native import kernel
+from alm_lhotse.outputs.registry import WINDOWS, Output, ProcessedEntry, Target
 from alm_lhotse.storage import Piece
 
 BUILDER_KEYS = ("windows", "stats", "truncation_events")
@@ -189,3 +190,12 @@ def render_pieces(result: EntryResult, cfg: WindowConfig) -> list[Piece]:
 def render_entry(result: EntryResult, cfg: WindowConfig) -> bytes:
     """One output line (without newline) whose parsed value equals the reference's."""
     return b"".join(render_pieces(result, cfg))
+
+
+def _write(target: Target, processed: ProcessedEntry) -> None:
+    assert processed.result is not None  # an output of the windows stage
+    target.writelines(render_pieces(processed.result, processed.config))
+    target.write(b"\n")
+
+
+COMPAT = Output(name="alm_output.jsonl", final="alm_output.jsonl", stage=WINDOWS, write=_write)
