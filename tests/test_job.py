@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import gzip
+import io
 from pathlib import Path
 
 import pytest
 
 from alm_lhotse import ManifestError, OverlapConfig, WindowConfig, run_job
 from alm_lhotse.execution import runner as job_module
-from alm_lhotse.outputs.streams import FINAL_NAMES
+from alm_lhotse.errors import InvalidEntry
+from alm_lhotse.execution.loop import process_slices
+from alm_lhotse.execution.partitions import plan_partitions
+from alm_lhotse.outputs.compat import COMPAT
+from alm_lhotse.outputs.registry import WINDOWS, Output, ProcessedEntry
+from alm_lhotse.outputs.streams import CONVERT_STREAMS, FINAL_NAMES, STREAMS, WINDOW_STREAMS, Sinks
+from alm_lhotse.outputs.streams import OUTPUTS as OUTPUTS_REGISTERED
+from alm_lhotse.reading.discovery import discover_manifests
+from alm_lhotse.reading.reader import ManifestLine
 
 OUTPUTS = sorted(FINAL_NAMES.values())
 
@@ -61,3 +70,35 @@ def test_large_chunks_write_in_parts_with_the_same_result(
         summary = run_job(manifests, out, WindowConfig(), OverlapConfig(), jobs=jobs, partition_bytes=5_000)
         assert summary["windows"] == expected["windows"]
         assert _outputs(out) == _outputs(tmp_path / "whole")
+
+
+def test_outputs_are_registered_once() -> None:
+    """Every output has its own part file and final file; gzip outputs are named so."""
+    assert len({o.name for o in OUTPUTS_REGISTERED}) == len({o.final for o in OUTPUTS_REGISTERED}) == 5
+    assert all(o.gzip == o.final.endswith(".gz") for o in OUTPUTS_REGISTERED)
+    assert set(CONVERT_STREAMS) | set(WINDOW_STREAMS) == set(STREAMS) == set(FINAL_NAMES)
+    assert not set(CONVERT_STREAMS) & set(WINDOW_STREAMS)
+
+
+def test_a_registered_output_gets_every_entry_and_reject(fixtures_dir: Path, tmp_path: Path) -> None:
+    """A new output plugs in as one ``Output`` with its writer: the loop hands it each
+    processed entry (windows built for a windows-stage output) and each rejected line."""
+    manifest = tmp_path / "in.jsonl"
+    manifest.write_bytes((fixtures_dir / "sample_input.jsonl").read_bytes() + b'{"segments": []}\n')
+
+    def write(target: io.BytesIO, p: ProcessedEntry) -> None:
+        assert p.result is not None and p.wants(extra) and not p.wants(COMPAT)
+        target.write(b"%d\n" % len(p.result.kept_windows))
+
+    def reject(target: io.BytesIO, line: ManifestLine, error: InvalidEntry) -> None:
+        target.write(b"rejected %d\n" % line.line)
+
+    extra = Output(name="extra.txt", final="extra.txt", stage=WINDOWS, write=write, reject=reject)
+    target = io.BytesIO()
+    target.close = lambda: None  # type: ignore[method-assign]
+    out = Sinks({"extra.txt": target}, (*OUTPUTS_REGISTERED, extra))
+    slices = plan_partitions(discover_manifests(manifest), 1 << 20, max_partitions=None)[0]
+    counts = process_slices(slices, WindowConfig(), OverlapConfig(), out, on_error="skip")
+    lines = target.getvalue().splitlines()
+    assert lines[-1] == b"rejected 6" and counts.rejected == 1
+    assert sum(map(int, lines[:-1])) == counts.filtered_windows == 25 and len(lines) == 6

@@ -7,7 +7,7 @@ checkpoints take it from here. ``OUTPUTS``' order is the order of the streams ev
 
 from __future__ import annotations
 
-from typing import IO
+from typing import IO, Mapping, Sequence
 
 from alm_lhotse.outputs.compat import COMPAT
 from alm_lhotse.outputs.lhotse_outputs import CUTS, RECORDINGS, SUPERVISIONS
@@ -38,13 +38,13 @@ def stream_names(lhotse: bool = True) -> tuple[str, ...]:
 
 
 class Sinks:
-    """Where one run of the loop writes: the target of each output in ``targets`` (gzip
-    outputs compressed here), in registry order; an output absent from ``targets`` is
-    not written."""
+    """Where one run of the loop writes: the target of each of ``outputs`` named in
+    ``targets`` (gzip outputs compressed here), in their order; an output absent from
+    ``targets`` is not written."""
 
-    def __init__(self, targets: dict[str, IO[bytes]]) -> None:
+    def __init__(self, targets: Mapping[str, IO[bytes]], outputs: Sequence[Output] = OUTPUTS) -> None:
         self.targets: list[tuple[Output, Target]] = [
-            (o, GzipWriter(targets[o.name]) if o.gzip else targets[o.name]) for o in OUTPUTS if o.name in targets
+            (o, GzipWriter(targets[o.name]) if o.gzip else targets[o.name]) for o in outputs if o.name in targets
         ]
 
     def close(self) -> None:
