@@ -9,7 +9,7 @@ and that list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any, Callable, Optional
+from typing import IO, Any, Callable, Optional
 
 try:
     from isal import isal_zlib as _zlib
@@ -17,11 +17,9 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
     import zlib as _zlib
 
 from alm_lhotse.config import WindowConfig
+from alm_lhotse.core.entry import EntryResult
 from alm_lhotse.errors import InvalidEntry
 from alm_lhotse.reading.reader import ManifestLine
-
-if TYPE_CHECKING:
-    from alm_lhotse.core.entry import EntryResult
 
 # The pipeline checkpoints a partition in two halves. Conversion outputs depend on the
 # input, ``on_error`` and ``sort_segments`` only, so they are reused when window parameters
