@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Union
 import orjson
 from tqdm.auto import tqdm
 
-from alm_lhotse.execution.loop import ON_ERROR_CHOICES
+from alm_lhotse.config import ON_ERROR_CHOICES
 from alm_lhotse.outputs.lhotse_manifests import num_samples
 from alm_lhotse.reading.discovery import PathLike as Pathlike
 from alm_lhotse.reading.reader import iter_jsonl_dicts

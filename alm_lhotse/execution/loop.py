@@ -15,7 +15,7 @@ from typing import IO, Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import orjson
 
-from alm_lhotse.config import OverlapConfig, WindowConfig
+from alm_lhotse.config import ON_ERROR, OverlapConfig, WindowConfig
 from alm_lhotse.core.entry import EntryResult, process_entry, segment_order
 from alm_lhotse.core.windows import ordered_segments
 from alm_lhotse.errors import InvalidEntry, ManifestError
@@ -24,8 +24,6 @@ from alm_lhotse.outputs.registry import WINDOWS, ProcessedEntry
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, FINAL_NAMES, SUMMARY_PART, Sinks
 from alm_lhotse.reading.reader import EntryHook, ManifestLine, parse_entry
 from alm_lhotse.storage import concatenate, publish, temp_name
-
-ON_ERROR_CHOICES = ("fail", "skip")
 
 
 @dataclass
@@ -66,8 +64,7 @@ def process_slices(
     and field); with ``"skip"`` it is handed to the outputs that keep rejects and counted.
     ``progress`` is called with 1 per entry; ``prepare`` is the reader's entry hook.
     """
-    if on_error not in ON_ERROR_CHOICES:
-        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    ON_ERROR.check(on_error)
     # A pass without outputs of the windows stage (conversion only) never builds windows.
     windows_wanted = any(o.stage == WINDOWS for o, _ in out.targets)
     active = [(o, target) for o, target in out.targets if lhotse or not o.lhotse]
