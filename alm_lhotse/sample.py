@@ -10,7 +10,6 @@ machine without shipping audio files.
 
 from __future__ import annotations
 
-import os
 import zlib
 from importlib import resources
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from alm_lhotse.storage import write_atomic
+from alm_lhotse.storage import atomic_path, write_atomic
 
 SAMPLE_RATE = 16000
 MANIFEST_NAME = "sample_manifest.jsonl"
@@ -59,10 +58,8 @@ def synthesize_audio(entry: dict[str, Any], path: Path) -> None:
             tone = np.sin(2 * np.pi * f0 * t) + 0.5 * np.sin(4 * np.pi * f0 * t) + 0.25 * np.sin(6 * np.pi * f0 * t)
             envelope = np.sin(np.pi * np.arange(b - a, dtype=np.float32) / (b - a))
             audio[a:b] = (_AMPLITUDE / 1.75) * tone * envelope
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    sf.write(str(tmp), audio, rate, subtype="PCM_16")
-    os.replace(tmp, path)
+    with atomic_path(path, keep_suffix=True) as tmp:  # soundfile picks the format by the suffix
+        sf.write(str(tmp), audio, rate, subtype="PCM_16")
 
 
 def materialize_sample(directory: Path, audio: bool = True) -> Path:

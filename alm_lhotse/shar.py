@@ -44,7 +44,7 @@ from alm_lhotse.config import ON_ERROR_CHOICES
 from alm_lhotse.outputs.lhotse_manifests import num_samples
 from alm_lhotse.reading.discovery import PathLike as Pathlike
 from alm_lhotse.reading.reader import iter_jsonl_dicts
-from alm_lhotse.storage import publish
+from alm_lhotse.storage import publish, write_atomic
 
 if TYPE_CHECKING:
     import numpy as np
@@ -259,10 +259,7 @@ def write_shard(job: ShardJob) -> dict[str, Any]:
         for path in tmp.values():
             path.unlink(missing_ok=True)
     result = {"index": job.index, "windows": len(job.cuts), "written": written, "rejects": rejects}
-    marker = _done_marker(state, job.index)
-    marker_tmp = marker.with_suffix(".tmp")
-    marker_tmp.write_bytes(orjson.dumps(result))
-    os.replace(marker_tmp, marker)
+    write_atomic(_done_marker(state, job.index), orjson.dumps(result))
     return result
 
 
@@ -373,9 +370,7 @@ def _run_parallel(jobs: Iterator[ShardJob], num_jobs: int, finished: Any) -> Non
 
 def _finish(out: Path, state: Path, results: list[dict[str, Any]], resumed: int) -> dict[str, Any]:
     rejects = [r for res in results for r in res["rejects"]]
-    tmp = state / "rejects.jsonl.tmp"
-    tmp.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rejects))
-    os.replace(tmp, state / "rejects.jsonl")
+    write_atomic(state / "rejects.jsonl", b"".join(orjson.dumps(r) + b"\n" for r in rejects))
     summary = {
         "output_dir": str(out),
         "shards": sum(1 for r in results if r["written"]),
@@ -385,8 +380,6 @@ def _finish(out: Path, state: Path, results: list[dict[str, Any]], resumed: int)
         "resumed_shards": resumed,
         "rejects_path": str(state / "rejects.jsonl"),
     }
-    tmp = state / "summary.json.tmp"
-    tmp.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
-    os.replace(tmp, state / "summary.json")
+    write_atomic(state / "summary.json", orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     shutil.rmtree(state / "tmp", ignore_errors=True)
     return summary

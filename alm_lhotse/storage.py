@@ -1,8 +1,9 @@
 """Storage: the only module that knows how outputs reach files.
 
-Atomic writes and publishing (temp file + rename), whole-file copies into place, locks
-that keep two runs from writing one directory at once, and the content keys that name
-checkpoints. Every other module asks this one; the object-storage backends extend it.
+Atomic writes and publishing (temp name + rename, for files and whole directories),
+whole-file copies and links into place, the one lock that keeps two runs from writing
+one directory at once, and the content keys that name checkpoints. Every other module
+asks this one; the object-storage backends extend it.
 """
 
 from __future__ import annotations
@@ -10,18 +11,17 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import logging
 import os
 import shutil
 import socket
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator, Union
+from typing import IO, Any, Callable, Iterable, Iterator, Optional, Union
 
 import orjson
 
 Piece = Union[bytes, memoryview]
 LOCK_NAME = ".alm.lock"
-logger = logging.getLogger("luigi-interface")
+TEMP_MARK = ".tmp-"
 
 
 def key_of(value: Any, length: int = 16) -> str:
@@ -29,9 +29,21 @@ def key_of(value: Any, length: int = 16) -> str:
     return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:length]
 
 
-def temp_name(path: Path) -> Path:
-    """A hidden sibling of ``path`` unique to this host and process (``.NAME.tmp-HOST-PID``)."""
-    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+def temp_name(path: Path, keep_suffix: bool = False) -> Path:
+    """A hidden sibling of ``path`` unique to this host and process
+    (``.NAME.tmp-HOST-PID``; with ``keep_suffix`` the extension stays last, for writers
+    that pick a format by it)."""
+    owner = f"{TEMP_MARK}{socket.gethostname()}-{os.getpid()}"
+    if keep_suffix:
+        return path.with_name(f".{path.stem}{owner}{path.suffix}")
+    return path.with_name(f".{path.name}{owner}")
+
+
+def temp_owner(temp: Path) -> Optional[tuple[str, int]]:
+    """(host, pid) of the process that made a plain ``temp_name``, None for other names."""
+    head, mark, owner = temp.name.rpartition(TEMP_MARK)
+    host, _, pid = owner.rpartition("-")
+    return (host, int(pid)) if mark and head.startswith(".") and host and pid.isdigit() else None
 
 
 def concatenate(parts: Iterable[Path], target: IO[bytes]) -> None:
@@ -76,19 +88,83 @@ def publish(tmp: Path, final: Path) -> None:
     os.rename(tmp, final)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temp file + rename: a killed process never leaves a file that looks complete. Not
-    fsynced, as luigi's own targets: checkpoints survive killed processes, not a power
-    loss (which can leave a renamed file empty; readers of small checkpoints redo them)."""
+def publish_files(tmp_dir: Path, final_dir: Path, names: Iterable[str]) -> None:
+    """Rename the files ``names`` (paths relative to both directories) of a finished temp
+    directory into ``final_dir``, one right after the other: everything slow (writing,
+    copying) is done before the first one replaces an earlier output."""
+    for name in names:
+        final = final_dir / name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        publish(tmp_dir / name, final)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, keep_suffix: bool = False) -> Iterator[Path]:
+    """A temp path to write ``path`` through: published when the block succeeds, removed
+    when it fails, so a killed or failed writer never leaves a file that looks complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_name(path)
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    tmp = temp_name(path, keep_suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temp file + rename. Not fsynced, as luigi's own targets: checkpoints survive
+    killed processes, not a power loss (which can leave a renamed file empty; readers of
+    small checkpoints redo them)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def link_into(source: Path, final: Path) -> None:
+    """Publish ``final`` as a second name of ``source`` (the data is not copied, so disk
+    use does not double); a copy where the filesystem has no hard links."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_name(final)
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        with open(tmp, "wb") as target:
+            concatenate([source], target)
+    publish(tmp, final)
+
+
+def publish_dir(tmp: Path, final: Path, replace: bool = False) -> bool:
+    """Rename a finished temp directory into place. Without ``replace`` a directory
+    already there (a concurrent run's, equal by its key) wins and ``tmp`` goes; returns
+    whether ``tmp`` was published."""
+    if replace:
+        remove_tree(final)
+    try:
+        os.rename(tmp, final)
+        return True
+    except OSError:
+        if replace or not final.is_dir():
+            raise
+        remove_tree(tmp)
+        return False
 
 
 def remove_tree(path: Path) -> None:
-    if path.exists():
-        shutil.rmtree(path)
+    """Remove a directory (or file) that a concurrent run may be using: it is renamed
+    away first, so nobody finds it half removed, and what another process adds
+    meanwhile does not stop the removal."""
+    if not os.path.lexists(path):
+        return
+    if path.is_dir() and not path.is_symlink():
+        doomed = temp_name(path)
+        try:
+            os.rename(path, doomed)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(doomed, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 _IOV_MAX = os.sysconf("SC_IOV_MAX") if "SC_IOV_MAX" in os.sysconf_names else 1024
@@ -115,29 +191,21 @@ def write_pieces(fd: int, pieces: list[Piece], offset: int) -> None:
 
 
 @contextlib.contextmanager
-def commit_lock(output_dir: Path) -> Iterator[None]:
-    """Exclusive lock while renaming temporaries into place, so two runs into one
-    directory leave one run's complete outputs, never a mix (the pipeline's lock file)."""
-    fd = os.open(output_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def dir_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path``; wait (and say so) while another run holds it.
+def dir_lock(directory: Path, on_wait: Optional[Callable[[Path], None]] = None) -> Iterator[None]:
+    """Hold the exclusive lock of ``directory`` (an ``flock`` on its ``.alm.lock``),
+    waiting while another process holds it; ``on_wait`` is told the lock file first.
 
     The kernel drops the lock when its holder dies, so a killed run never blocks the next.
     """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    directory.mkdir(parents=True, exist_ok=True)
+    lock = directory / LOCK_NAME
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            logger.warning("waiting for another run writing into %s (lock %s)", path.parent, path)
+            if on_wait is not None:
+                on_wait(lock)
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -2,13 +2,20 @@
 JSONL, resumable and distributable.
 
     luigi --module luigi_tasks AlmWindows --local-scheduler
+
+The task chain: ``AlmDiscover`` (partition plan) -> ``AlmPart`` per partition (its
+conversion and its windows, two outputs of one pass) -> ``AlmWindows`` (the merge);
+``AlmShar`` exports the windows with audio.
 """
 
 from luigi_tasks.settings import apply_defaults
 
 apply_defaults()
 
+from luigi_tasks import events  # noqa: E402,F401  (registers the failure reports)
+from luigi_tasks.discovery import AlmDiscover  # noqa: E402
+from luigi_tasks.merge import AlmWindows  # noqa: E402
+from luigi_tasks.partition import AlmPart  # noqa: E402
 from luigi_tasks.shar import AlmShar  # noqa: E402
-from luigi_tasks.tasks import AlmConvert, AlmDiscover, AlmPart, AlmWindows  # noqa: E402
 
-__all__ = ["AlmConvert", "AlmDiscover", "AlmPart", "AlmShar", "AlmWindows"]
+__all__ = ["AlmDiscover", "AlmPart", "AlmShar", "AlmWindows"]

@@ -11,16 +11,15 @@ killed export resumes shard by shard (see ``alm_lhotse.shar``).
 
 from __future__ import annotations
 
-import hashlib
 from functools import cached_property
 from pathlib import Path
 
 import luigi
-import orjson
 from luigi.util import inherits
 
 from alm_lhotse.shar import AUDIO_FORMATS, ON_ERROR_CHOICES, export_shar, state_dir_for
-from luigi_tasks.tasks import AlmWindows
+from alm_lhotse.storage import key_of
+from luigi_tasks.merge import AlmWindows
 
 
 @inherits(AlmWindows)
@@ -59,8 +58,7 @@ class AlmShar(luigi.Task):
     def shar_path(self) -> Path:
         if self.shar_dir:
             return Path(self.shar_dir).absolute()
-        key_source = orjson.dumps([self._windows.job_key, self._options()], option=orjson.OPT_SORT_KEYS)
-        return self._windows.final_dir / f"shar-{hashlib.sha256(key_source).hexdigest()[:12]}"
+        return self._windows.final_dir / f"shar-{key_of([self._windows.job_key, self._options()], 12)}"
 
     def output(self) -> luigi.LocalTarget:
         return luigi.LocalTarget(str(state_dir_for(self.shar_path) / "summary.json"))

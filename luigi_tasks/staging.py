@@ -1,13 +1,17 @@
-"""The compatible JSONL assembled while partitions finish, not all at the end.
+"""The window streams of a job assembled while partitions finish, not all at the end.
 
-It is most of the pipeline's output (about 60 KB per entry). Concatenating every
-partition's part file at the end would copy all of it while the other cores idle.
-Instead, a partition task that finishes when every earlier partition is placed appends
-its part file to one staging file (the kernel copies, ``copy_file_range``), then the
-part files of later partitions that finished before their turn came. The merge appends
-whatever is left and renames the file into place. Partitions run in order (their luigi
-priority), so the copying happens on the workers, beside other partitions' work, and
-the merge has little left to do.
+The compatible JSONL is most of the pipeline's output (about 60 KB per entry), the window
+cuts come next. Concatenating every partition's part files at the end would copy all of
+it while the other cores idle. Instead, a partition task that finishes when every
+earlier partition is placed appends its part files to the job's staged files (the
+kernel copies, ``copy_file_range``), then the part files of later partitions that
+finished before their turn came. Partitions run in order (their luigi priority), so the
+copying happens on the workers, beside other partitions' work.
+
+A partition's slot in the staged files is part of its output: its part files are removed
+once placed. The merge links the complete staged files into place as final outputs (a
+second name, no copy), so the slots stay valid after the merge and disk use does not
+double.
 
 (Keeping a partition's output in memory to write it once, at its place, was measured
 slower: every new page of anonymous memory costs a fault, which here costs more than
@@ -15,7 +19,7 @@ writing the page cache twice.)
 
 The index (which partitions are placed, the bytes they fill, which wait) is replaced
 after the bytes it covers are written, under the staging lock: a killed writer leaves
-at worst bytes past the indexed size, which the next append overwrites and the merge
+at worst bytes past the indexed size, which the next append overwrites and ``finish``
 cuts off. Everything is keyed by the job, so another job never reads this staging.
 """
 
@@ -28,82 +32,107 @@ from typing import Any, Iterator, Sequence
 
 import orjson
 
-from alm_lhotse.storage import copy_file_at, dir_lock, publish, remove_tree
+from alm_lhotse.outputs.streams import WINDOW_STREAMS
+from alm_lhotse.storage import copy_file_at, dir_lock, write_atomic
 
-DATA = "alm_output.jsonl"
 INDEX = "index.json"
-LOCK = "lock"
 
 
 class StagingError(RuntimeError):
-    """The staging file lacks a partition the merge needs."""
+    """The staging lacks a partition the merge needs, or holds another one's."""
 
 
 class Staging:
-    """The staging directory of one job; ``positions`` count partitions from 0."""
+    """The staged window streams of one job; ``positions`` count partitions from 0.
 
-    def __init__(self, directory: Path) -> None:
+    A partition's part files (one per name in ``streams``) are in a directory of its own
+    until placed."""
+
+    def __init__(self, directory: Path, streams: Sequence[str] = WINDOW_STREAMS) -> None:
         self.directory = directory
+        self.streams = tuple(streams)
 
     def read(self) -> dict[str, Any]:
-        """The index: ``placed`` (part keys, in order), ``size``, ``waiting`` (position ->
-        [part key, file holding its output])."""
+        """The index: ``placed`` (part keys, in order), ``sizes`` (bytes per stream),
+        ``waiting`` (position -> [part key, directory holding its part files]). Empty when
+        a staged file is shorter than the index says: the final outputs share the staged
+        files' data, so whoever wrote into a final file in place damaged them too."""
         try:
-            return orjson.loads((self.directory / INDEX).read_bytes())
+            index = orjson.loads((self.directory / INDEX).read_bytes())
         except FileNotFoundError:
-            return {"placed": [], "size": 0, "waiting": {}}
+            index = None
+        if index is None or not self._intact(index):
+            return {"placed": [], "sizes": {name: 0 for name in self.streams}, "waiting": {}}
+        return index
+
+    def _intact(self, index: dict[str, Any]) -> bool:
+        for name in self.streams:
+            size = index["sizes"][name]
+            try:
+                if size and self.staged(name).stat().st_size < size:
+                    return False
+            except FileNotFoundError:
+                return False
+        return True
+
+    @contextmanager
+    def _locked(self) -> Iterator[dict[str, Any]]:
+        """The lock and the index; staged files the index does not cover from the start
+        (damaged, or left by a killed writer before any index) are started afresh, as new
+        files, so a final output sharing their data is never written."""
+        with dir_lock(self.directory):
+            index = self.read()
+            if not index["placed"]:
+                for name in self.streams:
+                    self.staged(name).unlink(missing_ok=True)
+            yield index
 
     def holds(self, position: int, key: str) -> bool:
         placed = self.read()["placed"]
         return position < len(placed) and placed[position] == key
 
-    @contextmanager
-    def _locked(self) -> Iterator[dict[str, Any]]:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        with dir_lock(self.directory / LOCK):
-            yield self.read()
+    def staged(self, name: str) -> Path:
+        return self.directory / name
 
     @contextmanager
-    def settle(self, position: int, key: str, part_file: Path, left_at: Path) -> Iterator[None]:
-        """Place a finished partition's ``part_file`` if its turn has come (then the part
-        files of later ones waiting), else leave it, to be found at ``left_at`` once the
-        part directory is published: the body publishes it, still under the lock, so
-        whoever fills the gap finds the file where the index says."""
+    def settle(self, position: int, key: str, part_dir: Path, left_at: Path) -> Iterator[None]:
+        """Place a finished partition's part files (in ``part_dir``) if its turn has come
+        (then those of later ones waiting), else leave them, to be found in ``left_at``
+        once the partition's directory is published there: the body publishes it, still
+        under the lock, so whoever fills the gap finds the files where the index says."""
         with self._locked() as index:
             placed = index["placed"]
-            waiting = index["waiting"]
             if self._placed(placed, position, key):
-                part_file.unlink()
+                self._remove_parts(part_dir)
             elif position == len(placed):
-                waiting[str(position)] = [key, str(part_file)]
-                with self._data() as fd:
-                    copied = self._place_waiting(index, fd)
+                index["waiting"][str(position)] = [key, str(part_dir)]
+                copied = self._place_waiting(index)
                 self._save(index)
-                for path in copied:
-                    path.unlink()
+                for directory in copied:
+                    self._remove_parts(directory)
             else:
-                waiting[str(position)] = [key, str(left_at)]
+                index["waiting"][str(position)] = [key, str(left_at)]
                 self._save(index)
             yield
 
-    def merge(self, parts: Sequence[tuple[str, Path]], final: Path) -> None:
-        """Complete the file with the part files of the partitions not placed yet
-        (``parts``: each partition's key and part file, in order), and rename it to
-        ``final``; the staging directory goes."""
+    def finish(self, parts: Sequence[tuple[str, Path]]) -> dict[str, Path]:
+        """Complete the staged files with the part files of the partitions not placed yet
+        (``parts``: each partition's key and directory, in order) and cut off bytes past
+        the index; returns the staged file of each stream."""
         with self._locked() as index:
             placed = index["placed"]
-            with self._data() as fd:
-                for position, (key, part_file) in enumerate(parts):
+            with self._files() as fds:
+                for position, (key, directory) in enumerate(parts):
                     if self._placed(placed, position, key):
                         continue
-                    if not part_file.exists():
-                        raise StagingError(f"partition output {part_file} vanished (a concurrent run?); run again")
-                    index["size"] += copy_file_at(part_file, fd, index["size"])
+                    if not all((directory / name).exists() for name in self.streams):
+                        raise StagingError(f"partition output {directory} vanished (a concurrent run?); run again")
+                    self._append(index, fds, directory)
                     placed.append(key)
-                os.ftruncate(fd, index["size"])
-            final.parent.mkdir(parents=True, exist_ok=True)
-            publish(self.directory / DATA, final)
-        remove_tree(self.directory)
+                for name, fd in fds.items():
+                    os.ftruncate(fd, index["sizes"][name])
+            self._save(index)
+        return {name: self.staged(name) for name in self.streams}
 
     def _placed(self, placed: list[str], position: int, key: str) -> bool:
         """Whether partition ``position`` is placed already; it must then be ``key``'s."""
@@ -113,30 +142,40 @@ class Staging:
             raise StagingError(f"partition {position} of {self.directory} holds another output; run again")
         return True
 
-    def _place_waiting(self, index: dict[str, Any], fd: int) -> list[Path]:
-        """Append the outputs waiting right after the placed ones; returns their files,
-        to remove once the index says they are placed."""
+    def _place_waiting(self, index: dict[str, Any]) -> list[Path]:
+        """Append the part files waiting right after the placed ones; returns their
+        directories, whose part files go once the index says they are placed."""
         waiting = index["waiting"]
-        copied = []
-        while str(len(index["placed"])) in waiting:
-            key, path = waiting.pop(str(len(index["placed"])))
-            part_file = Path(path)
-            if not part_file.exists():  # its part directory was removed: that partition runs again
-                break
-            index["size"] += copy_file_at(part_file, fd, index["size"])
-            index["placed"].append(key)
-            copied.append(part_file)
+        copied: list[Path] = []
+        with self._files() as fds:
+            while str(len(index["placed"])) in waiting:
+                key, path = waiting.pop(str(len(index["placed"])))
+                directory = Path(path)
+                if not all((directory / name).exists() for name in self.streams):
+                    break  # its directory was removed: that partition runs again
+                self._append(index, fds, directory)
+                index["placed"].append(key)
+                copied.append(directory)
         return copied
 
+    def _append(self, index: dict[str, Any], fds: dict[str, int], directory: Path) -> None:
+        for name, fd in fds.items():
+            index["sizes"][name] += copy_file_at(directory / name, fd, index["sizes"][name])
+
+    def _remove_parts(self, directory: Path) -> None:
+        for name in self.streams:
+            (directory / name).unlink(missing_ok=True)
+
     @contextmanager
-    def _data(self) -> Iterator[int]:
-        fd = os.open(self.directory / DATA, os.O_WRONLY | os.O_CREAT, 0o644)
+    def _files(self) -> Iterator[dict[str, int]]:
+        fds: dict[str, int] = {}
         try:
-            yield fd
+            for name in self.streams:
+                fds[name] = os.open(self.staged(name), os.O_WRONLY | os.O_CREAT, 0o644)
+            yield fds
         finally:
-            os.close(fd)
+            for fd in fds.values():
+                os.close(fd)
 
     def _save(self, index: dict[str, Any]) -> None:
-        tmp = self.directory / f".{INDEX}.tmp-{os.getpid()}"
-        tmp.write_bytes(orjson.dumps(index))
-        os.replace(tmp, self.directory / INDEX)
+        write_atomic(self.directory / INDEX, orjson.dumps(index))

@@ -313,13 +313,13 @@ def test_exit_codes_are_overridable_by_config(tmp_path: Path) -> None:
 
 def test_failed_merge_leaves_no_final_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk during the merge: the error says so and no final output survives. The
-    compatible JSONL had been moved out of the staging file already, so the next run
-    makes the partitions placed in it again and ends byte-identical to a clean run."""
+    partitions' outputs (the staged window streams among them) stay, so the next run
+    merges them again and ends byte-identical to a clean run."""
     import errno
 
     import luigi
 
-    from luigi_tasks import tasks
+    from luigi_tasks import merge
 
     def full_disk(part_dirs: Any, out: Path, names: Any, convert_dirs: Any = None) -> None:
         (out / "rejects.jsonl").write_bytes(b"partial")
@@ -328,8 +328,8 @@ def test_failed_merge_leaves_no_final_outputs(tmp_path: Path, monkeypatch: pytes
     manifest = write_repeated_sample(tmp_path / "in.jsonl", 12)
     args = ("--manifest-path", str(manifest), "--partition-bytes", "65536")
     run_luigi(*args, "--output-dir", "ref", cwd=tmp_path)
-    monkeypatch.setattr(tasks, "merge_parts", full_disk)
-    task = tasks.AlmWindows(manifest_path=str(manifest), output_dir=str(tmp_path / "out"), partition_bytes=65536)
+    monkeypatch.setattr(merge, "merge_parts", full_disk)
+    task = merge.AlmWindows(manifest_path=str(manifest), output_dir=str(tmp_path / "out"), partition_bytes=65536)
     result = luigi.build([task], local_scheduler=True, detailed_summary=True, log_level="ERROR")
     assert not result.scheduling_succeeded
     for name in (*FINAL_FILES, "summary.json", ".alm_state.json"):

@@ -24,7 +24,7 @@ from alm_lhotse.reading.reader import (
 )
 
 DEFAULT_PARTITION_BYTES = 64 * 1024 * 1024
-# Two luigi tasks per partition: 200 keeps a run to about 400 tasks (scheduler cost is quadratic).
+# One luigi task per partition: 200 keeps a run to about 200 tasks (scheduler cost is quadratic).
 MAX_PARTITIONS = 200
 
 

@@ -18,7 +18,7 @@ from alm_lhotse.errors import OutputError
 from alm_lhotse.execution.loop import Counts, merge_counts, process_slices
 from alm_lhotse.outputs.streams import FINAL_NAMES, STREAMS, Sinks
 from alm_lhotse.reading.reader import EntryHook
-from alm_lhotse.storage import Piece, commit_lock, publish, write_pieces
+from alm_lhotse.storage import Piece, dir_lock, publish, temp_name, write_pieces
 
 # run_job renders chunks of about this much input in memory before writing them, and
 # writes part of a chunk early once this much output is buffered (an unsplittable
@@ -39,7 +39,7 @@ class OrderedFiles:
 
     def __init__(self, output_dir: Path, names: Sequence[str], processes: int) -> None:
         self.finals = [output_dir / FINAL_NAMES[n] for n in names]
-        self.temps = [f.with_name(f".{f.name}.tmp-{os.getpid()}") for f in self.finals]
+        self.temps = [temp_name(f) for f in self.finals]
         for t in self.temps:
             t.parent.mkdir(parents=True, exist_ok=True)
         self.fds = [os.open(t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for t in self.temps]
@@ -220,7 +220,7 @@ def run_job(
                 counts = [_render_chunk(a) for a in args]
             committed = True
         finally:
-            with commit_lock(output_dir) if committed else contextlib.nullcontext():
+            with dir_lock(output_dir) if committed else contextlib.nullcontext():
                 _FILES.close(commit=committed)
             _FILES = None
     except OSError as exc:  # inputs were checked up front and read errors are ManifestErrors

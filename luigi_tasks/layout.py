@@ -1,0 +1,58 @@
+"""Where a job's final outputs and checkpoints live in its output directory DIR::
+
+    DIR/alm_output.jsonl, rejects.jsonl, summary.json, lhotse/*.jsonl.gz   final outputs
+    DIR/.alm_state.json      which job (inputs + parameters) the final outputs belong to
+    DIR/.alm.lock            lock held while final outputs are written
+    DIR/.work/discovery/     partition plans (AlmDiscover), keyed by the input listing
+    DIR/.work/convert/       a partition's conversion (AlmPart), keyed by its slices, file
+                             stats, on_error and sort_segments
+    DIR/.work/parts/         a partition's windows (AlmPart), keyed by its slices, file
+                             stats, every parameter and the job: counts, and the part files
+                             until they are placed in the job's staging
+    DIR/.work/staging/       per job, the window streams assembled from the partitions as
+                             they finish (luigi_tasks.staging); the final outputs link them
+
+Every path under ``.work`` carries a hash of what determines its content, so a changed
+input or parameter never reuses stale work, while unchanged work (the plan, and the
+conversion when only window or overlap parameters change) is reused.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from alm_lhotse.outputs.streams import FINAL_NAMES, SUMMARY_PART
+
+WORK_DIR = ".work"
+MARKER = ".alm_state.json"
+SUMMARY = SUMMARY_PART  # the job's summary has the name of a part's counts
+SAMPLE_DIR = "sample_data"
+PART_WALL = "task.json"  # a partition checkpoint's share of its task's wall time, written last
+DISCOVERY, CONVERT, PARTS, STAGING = "discovery", "convert", "parts", "staging"
+CHECKPOINT_DIRS = (CONVERT, PARTS, STAGING)
+
+
+class PipelineError(RuntimeError):
+    """A problem with the run itself (output directory, concurrent runs), not the data."""
+
+
+def work_dir(final_dir: Path) -> Path:
+    return final_dir / WORK_DIR
+
+
+def final_files(final_dir: Path) -> list[Path]:
+    """Every final output of a job, the summary last (the marker is not an output)."""
+    return [final_dir / name for name in [*FINAL_NAMES.values(), SUMMARY]]
+
+
+def ensure_writable(directory: Path) -> None:
+    """Fail at scheduling time, with the reason, when DIR cannot hold outputs."""
+    probe = work_dir(directory) / f".probe-{socket.gethostname()}-{os.getpid()}"
+    try:
+        probe.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise PipelineError(f"output directory {directory} is not writable: {exc.strerror or exc}") from exc

@@ -1,0 +1,158 @@
+"""``AlmWindows``: the main job, every final output in ``--output-dir``, in input order."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import luigi
+import orjson
+
+from alm_lhotse.execution.loop import merge_parts
+from alm_lhotse.outputs.streams import CONVERT_STREAMS, FINAL_NAMES
+from alm_lhotse.sample import materialize_sample
+from alm_lhotse.storage import dir_lock, link_into, publish_files, remove_tree, temp_name, write_atomic
+from luigi_tasks.cleanup import keep_only, remove_dead_temps, remove_final_outputs, remove_stale_final_temps
+from luigi_tasks.discovery import AlmDiscover
+from luigi_tasks.layout import (
+    CONVERT,
+    MARKER,
+    PART_WALL,
+    PARTS,
+    SAMPLE_DIR,
+    STAGING,
+    SUMMARY,
+    PipelineError,
+    ensure_writable,
+    final_files,
+    work_dir,
+)
+from luigi_tasks.parameters import AlmParameters
+from luigi_tasks.partition import AlmPart, job_key_of
+from luigi_tasks.report import build_summary, end_of_run_block
+
+logger = logging.getLogger("luigi-interface")
+
+
+def read_marker(final_dir: Path) -> dict[str, Any]:
+    try:
+        return orjson.loads((final_dir / MARKER).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+
+
+class AlmWindows(AlmParameters, luigi.Task):
+    """The main job: every final output in ``--output-dir``, in input order.
+
+    Downstream tasks (e.g. Shar export) use ``final_dir``, ``cuts_path`` and ``job_key``
+    (which identifies the inputs and parameters the outputs were made from).
+    """
+
+    manifest_path = luigi.Parameter(
+        default="", description="Manifest file or directory (default: the bundled sample conversations)."
+    )
+    output_dir = luigi.Parameter(default="alm_output", description="Where the outputs go.")
+    partition_bytes = luigi.IntParameter(
+        default=0, significant=False, description="Target input bytes per partition task (0: automatic)."
+    )
+
+    @property
+    def final_dir(self) -> Path:
+        return Path(os.path.abspath(self.output_dir))
+
+    @property
+    def cuts_path(self) -> Path:
+        return self.final_dir / FINAL_NAMES["cuts_windows.jsonl.gz"]
+
+    @cached_property
+    def _manifest(self) -> str:
+        """The absolute manifest path; the bundled sample, written out, when none is given."""
+        if self.manifest_path:
+            return os.path.abspath(self.manifest_path)
+        ensure_writable(self.final_dir)
+        return str(materialize_sample(self.final_dir / SAMPLE_DIR))
+
+    def discovery(self) -> AlmDiscover:
+        return AlmDiscover(manifest_path=self._manifest, output_dir=str(self.final_dir), partition_bytes=self.partition_bytes)
+
+    @property
+    def job_key(self) -> str:
+        return job_key_of(self.discovery().listing_key, self)
+
+    @cached_property
+    def _parts(self) -> list[AlmPart]:
+        ensure_writable(self.final_dir)
+        count = len(self.discovery().plan()["partitions"])
+        common = {"manifest_path": self._manifest, "output_dir": str(self.final_dir), "count": count}
+        return [self.clone(AlmPart, index=index, **common) for index in range(count)]
+
+    def requires(self) -> dict[str, Any]:
+        return {"discovery": self.discovery(), "parts": self._parts}
+
+    def output(self) -> dict[str, luigi.LocalTarget]:
+        return {path.name.split(".")[0]: luigi.LocalTarget(str(path)) for path in final_files(self.final_dir)}
+
+    def complete(self) -> bool:
+        """Outputs exist and were made from these inputs and parameters."""
+        try:
+            key = self.job_key
+        except (ValueError, PipelineError) as exc:  # bad input path or parameter: say it plainly
+            print(f"ERROR: {exc}", file=sys.stderr)
+            raise
+        if read_marker(self.final_dir).get("job_key") != key:
+            return False
+        return all(os.path.exists(t.path) for t in self.output().values())
+
+    def run(self) -> None:
+        out = self.final_dir
+        with dir_lock(out, on_wait=lambda lock: logger.warning("waiting for another run writing into %s (lock %s)", out, lock)):
+            if self.complete():
+                logger.info("outputs in %s were completed by a concurrent run", out)
+                return
+            summary = self._merge(out)
+        self._collect_garbage()
+        print(end_of_run_block(summary, out), flush=True)
+
+    def _merge(self, out: Path) -> dict[str, Any]:
+        """Write the new set of final outputs into a temp directory, then rename it into
+        place file by file, the marker last (it names the job the outputs belong to)."""
+        windows = [part.output()["windows"] for part in self._parts]
+        conversions = [part.output()["conversion"] for part in self._parts]
+        (out / MARKER).unlink(missing_ok=True)
+        remove_stale_final_temps(out)
+        started = time.perf_counter()
+        new = temp_name(work_dir(out) / "merge")
+        remove_tree(new)
+        try:
+            staged = self._parts[0].staging().finish([(w.key, w.path) for w in windows])
+            totals = merge_parts([w.path for w in windows], new, CONVERT_STREAMS, convert_dirs=[c.path for c in conversions])
+            for name, path in staged.items():
+                link_into(path, new / FINAL_NAMES[name])
+            walls = [orjson.loads((c.path / PART_WALL).read_bytes())["wall_s"] for c in windows + conversions]
+            plan = self.discovery().plan()
+            summary = build_summary(totals, plan, self.parameters_record(), walls, time.perf_counter() - started)
+            write_atomic(new / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+            publish_files(new, out, [*FINAL_NAMES.values(), SUMMARY])
+            marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [w.key for w in windows]}
+            write_atomic(out / MARKER, orjson.dumps(marker))
+        except OSError as exc:
+            remove_final_outputs(out)
+            raise PipelineError(f"writing the final outputs into {out} failed, none were kept: {exc}") from exc
+        finally:
+            remove_tree(new)
+        return summary
+
+    def _collect_garbage(self) -> None:
+        """Checkpoints of other jobs go; this job's stay (they are the partitions' outputs,
+        and the final outputs share the staged files' data)."""
+        work = work_dir(self.final_dir)
+        outputs = [part.output() for part in self._parts]
+        keep_only(work / CONVERT, (o["conversion"].path.name for o in outputs))
+        keep_only(work / PARTS, (o["windows"].path.name for o in outputs))
+        keep_only(work / STAGING, [self._parts[0].staging().directory.name] if self._parts else [])
+        remove_dead_temps(work)
