@@ -95,7 +95,9 @@ class AlmWindows(AlmParameters, luigi.Task):
         return {"discovery": self.discovery(), "parts": self._parts}
 
     def output(self) -> dict[str, luigi.LocalTarget]:
-        return {path.name.split(".")[0]: luigi.LocalTarget(str(path)) for path in final_files(self.final_dir)}
+        """The final outputs by stream name, and ``summary``."""
+        names = [*(name.split(".")[0] for name in FINAL_NAMES), "summary"]
+        return {name: luigi.LocalTarget(str(path)) for name, path in zip(names, final_files(self.final_dir))}
 
     def complete(self) -> bool:
         """Outputs exist and were made from these inputs and parameters."""
