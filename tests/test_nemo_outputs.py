@@ -13,9 +13,9 @@ from lhotse import CutSet, MonoCut
 
 from alm_lhotse import OverlapConfig, WindowConfig, run_job
 from alm_lhotse.lhotse_io import transcript_view, turns_of
-from alm_lhotse.recipe import prepare_alm
 from alm_lhotse.outputs.nemo_manifest import NEMO, transcript_text
 from alm_lhotse.outputs.streams import FINAL_NAMES, OUTPUTS
+from alm_lhotse.recipe import prepare_alm
 from tests.conftest import require_shared
 
 NEMO_FILE = "alm_windows_nemo.jsonl"
