@@ -30,10 +30,11 @@ def auto_partition_bytes(files: list[Path]) -> int:
     return min(DEFAULT_PARTITION_BYTES, max(AUTO_MIN_BYTES, -(-total // AUTO_PARTITIONS)))
 
 
-def listing(manifest_path: str) -> tuple[list[Path], str]:
-    """The manifest files under an absolute path, and a key of the path and the listing
-    (names, sizes, mtimes): a changed or added file gives another key."""
-    files = discover_manifests(manifest_path)
+def listing(manifest_path: str, output_dir: str) -> tuple[list[Path], str]:
+    """The manifest files under an absolute path (never inside the output directory, so a
+    run does not read its own outputs back), and a key of the path and the listing (names,
+    sizes, mtimes): a changed or added file gives another key."""
+    files = discover_manifests(manifest_path, exclude=[output_dir])
     return files, key_of([manifest_path, [str(f) for f in files], listing_fingerprint(files)])
 
 
@@ -52,7 +53,7 @@ class AlmDiscover(luigi.Task):
 
     @cached_property
     def _listing(self) -> tuple[list[Path], str]:
-        return listing(self.manifest_path)
+        return listing(self.manifest_path, self.output_dir)
 
     @property
     def listing_key(self) -> str:

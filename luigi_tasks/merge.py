@@ -14,7 +14,7 @@ import luigi
 import orjson
 
 from alm_lhotse.execution.loop import merge_parts
-from alm_lhotse.outputs.streams import CONVERT_STREAMS, FINAL_NAMES
+from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES
 from alm_lhotse.sample import materialize_sample
 from alm_lhotse.storage import dir_lock, link_into, publish_files, remove_tree, temp_name, write_atomic
 from luigi_tasks.cleanup import keep_only, remove_dead_temps, remove_final_outputs, remove_stale_final_temps
@@ -67,7 +67,7 @@ class AlmWindows(AlmParameters, luigi.Task):
 
     @property
     def cuts_path(self) -> Path:
-        return self.final_dir / FINAL_NAMES["cuts_windows.jsonl.gz"]
+        return self.final_dir / FINAL_NAMES[CUTS_PART]
 
     @cached_property
     def _manifest(self) -> str:

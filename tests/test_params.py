@@ -35,7 +35,7 @@ from alm_lhotse.params import BOOL, markdown_table
 from alm_lhotse.recipe import configs_from_options, prepare_alm
 from luigi_tasks import AlmWindows
 from luigi_tasks.parameters import AlmParameters, DeclaredParameter
-from tests.conftest import ORACLE, ROOT, require_shared
+from tests.conftest import ORACLE, ROOT, oracle_expected, require_shared
 
 RECIPES = ROOT / "recipes"
 TIMEOUT_S = 300
@@ -306,8 +306,8 @@ def test_luigi_bool_and_empty_forms_parse() -> None:
 
 
 def _expected(case: dict[str, Any]) -> list[dict[str, Any]]:
-    name = case["expected_py312"] if sys.version_info >= (3, 12) else case["expected"]
-    with gzip.open(ORACLE / name, "rt") if name.endswith(".gz") else open(ORACLE / name) as f:
+    path = oracle_expected(case)
+    with gzip.open(path, "rt") if path.name.endswith(".gz") else open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import OutputError
 from alm_lhotse.execution.loop import Counts, merge_counts, process_slices
-from alm_lhotse.outputs.streams import FINAL_NAMES, STREAMS, Sinks
+from alm_lhotse.outputs.streams import FINAL_NAMES, Sinks, stream_names
 from alm_lhotse.reading.reader import EntryHook
 from alm_lhotse.storage import Piece, dir_lock, publish, temp_name, write_pieces
 
@@ -118,7 +118,7 @@ _FILES: Optional[OrderedFiles] = None
 
 def _render_chunk(args: tuple) -> Counts:
     index, slices, wcfg, ocfg, on_error, lhotse, prepare = args
-    names = STREAMS if lhotse else STREAMS[:2]
+    names = stream_names(lhotse)
     buffers = [PieceBuffer() for _ in names]
     out = Sinks(dict(zip(names, buffers)))
     assert _FILES is not None
@@ -204,9 +204,9 @@ def run_job(
 
     global _FILES
     output_dir = Path(output_dir)
-    files = discover_manifests(paths)
+    files = discover_manifests(paths, exclude=[output_dir])
     chunks = plan_partitions(files, partition_bytes or CHUNK_BYTES, max_partitions=None)
-    names = STREAMS if lhotse else STREAMS[:2]
+    names = stream_names(lhotse)
     args = [(i, c, wcfg, ocfg, on_error, lhotse, prepare) for i, c in enumerate(chunks)]
     processes = min(jobs, len(args))
     started = time.perf_counter()
