@@ -8,9 +8,10 @@ conversion and its windows, two outputs of one pass) -> ``AlmWindows`` (the merg
 ``AlmShar`` exports the windows with audio.
 """
 
-from luigi_tasks.settings import apply_defaults
+from luigi_tasks.settings import apply_defaults, check_command_line
 
 apply_defaults()
+check_command_line()
 
 from luigi_tasks import events  # noqa: E402,F401  (registers the failure reports)
 from luigi_tasks.discovery import AlmDiscover  # noqa: E402

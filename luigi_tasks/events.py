@@ -29,3 +29,16 @@ def _report_merge_failure(task: AlmWindows, exc: BaseException) -> None:
 def _report_broken(task: AlmWindows, exc: BaseException) -> None:
     """Scheduling failures (missing input, bad parameter, unwritable DIR) in one line."""
     print(f"ERROR: {exc}", file=sys.stderr)
+
+
+_UP_TO_DATE: set[str] = set()
+
+
+@AlmWindows.event_handler(luigi.Event.DEPENDENCY_PRESENT)
+def _report_up_to_date(task: AlmWindows) -> None:
+    """Found complete while scheduling (a no-op re-run, or upstream of ``AlmShar``): say
+    so once, since luigi's own report is off or easy to miss."""
+    out = str(task.final_dir)
+    if out not in _UP_TO_DATE:
+        _UP_TO_DATE.add(out)
+        print(f"outputs in {out} are up to date: nothing to do", flush=True)

@@ -2,10 +2,17 @@
 
 Each default is only set when neither a ``luigi.cfg`` nor ``LUIGI_CONFIG_PATH`` file set
 it, so users keep the last word. Luigi exits 0 on a failed task unless ``[retcode]`` is
-configured; a data pipeline must not look successful when it failed.
+configured; a data pipeline must not look successful when it failed. ``check_command_line``
+catches first-run mistakes luigi is silent or slow about (a missing config file, no
+scheduler) when the package is loaded by the ``luigi`` command.
 """
 
 from __future__ import annotations
+
+import os
+import socket
+import sys
+from typing import NoReturn, Optional
 
 import luigi.configuration
 
@@ -32,3 +39,82 @@ def apply_defaults() -> None:
                 if not cfg.has_section(section):
                     cfg.add_section(section)
                 cfg.set(section, option, value)
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+SCHEDULER_TIMEOUT_S = 1.0
+
+
+def _run_as_luigi_command() -> bool:
+    """True in the ``luigi`` command (console script or ``python -m luigi``), never when
+    Python code or tests merely import the package."""
+    argv0 = os.path.normpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return os.path.basename(argv0) == "luigi" or argv0.endswith(os.path.join("luigi", "__main__.py"))
+
+
+def _flag(args: list[str], *names: str) -> Optional[str]:
+    """The value of ``--name VALUE`` or ``--name=VALUE`` on the command line."""
+    for i, arg in enumerate(args):
+        for name in names:
+            if arg == name and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def _core(*options: str) -> Optional[str]:
+    cfg = luigi.configuration.get_config()
+    for option in options:
+        value = cfg.get("core", option, None)
+        if value not in (None, ""):
+            return str(value)
+    return None
+
+
+def _fail(message: str) -> NoReturn:
+    """One line and the scheduling-error exit code, before luigi starts any work."""
+    print(f"ERROR: {message}", file=sys.stderr, flush=True)
+    code = luigi.configuration.get_config().get("retcode", "scheduling_error", "35")
+    raise SystemExit(int(code))
+
+
+def _check_config_path() -> None:
+    """Luigi only warns (often invisibly) about a missing config file and runs without it."""
+    path = os.environ.get("LUIGI_CONFIG_PATH", "")
+    if path and not os.path.isfile(path):
+        _fail(f"LUIGI_CONFIG_PATH names {path}, which is not an existing file")
+
+
+def _check_scheduler(args: list[str]) -> None:
+    """Without a local scheduler luigi retries a missing luigid for about a minute; a
+    scheduler on this machine answers within a second, so say it at once. A URL or a
+    remote host may legitimately be slow: luigi's own behaviour stays for those."""
+    if {"--local-scheduler", "--core-local-scheduler", "--help", "--help-all"} & set(args):
+        return
+    if (_core("local_scheduler", "local-scheduler") or "").lower() == "true":
+        return
+    if _flag(args, "--scheduler-url", "--core-scheduler-url") or _core(
+        "scheduler_url", "scheduler-url", "default-scheduler-url", "default_scheduler_url"
+    ):
+        return
+    host = _flag(args, "--scheduler-host", "--core-scheduler-host") or _core(
+        "scheduler_host", "scheduler-host", "default-scheduler-host", "default_scheduler_host"
+    ) or "localhost"
+    port = _flag(args, "--scheduler-port", "--core-scheduler-port") or _core(
+        "scheduler_port", "scheduler-port", "default-scheduler-port", "default_scheduler_port"
+    ) or "8082"
+    if host not in LOOPBACK_HOSTS or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=SCHEDULER_TIMEOUT_S).close()
+    except OSError:
+        _fail(f"no luigi scheduler at {host}:{port}: add --local-scheduler, or start luigid (see docs/pipeline.md)")
+
+
+def check_command_line() -> None:
+    """First-run mistakes said in one line before any work, only in the ``luigi`` command."""
+    if not _run_as_luigi_command():
+        return
+    _check_config_path()
+    _check_scheduler(sys.argv[1:])

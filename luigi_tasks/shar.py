@@ -11,6 +11,7 @@ killed export resumes shard by shard (see ``alm_lhotse.shar``).
 
 from __future__ import annotations
 
+import sys
 from functools import cached_property
 from pathlib import Path
 
@@ -64,4 +65,9 @@ class AlmShar(luigi.Task):
         return luigi.LocalTarget(str(state_dir_for(self.shar_path) / "summary.json"))
 
     def run(self) -> None:
-        export_shar(self._windows.cuts_path, self.shar_path, num_jobs=self.shar_jobs, progress=False, **self._options())
+        summary = export_shar(self._windows.cuts_path, self.shar_path, num_jobs=self.shar_jobs, progress=False, **self._options())
+        rejected = f", {summary['rejected']} rejected (see {summary['rejects_path']})" if summary["rejected"] else ""
+        print(f"Shar export: {summary['shards']} shards, {summary['written']} windows written to {self.shar_path}{rejected}", flush=True)
+        if not summary["written"]:
+            why = f"all {summary['rejected']} windows were rejected" if summary["rejected"] else "AlmWindows kept no windows"
+            print(f"WARNING: the Shar export wrote nothing: {why}", file=sys.stderr, flush=True)
