@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
-import os
 import tempfile
 import threading
 from pathlib import Path
@@ -48,7 +47,7 @@ from alm_lhotse.outputs.streams import (
 from alm_lhotse.params import aliases_of, renamed
 from alm_lhotse.reading.discovery import ManifestPaths
 from alm_lhotse.reading.reader import iter_jsonl_dicts
-from alm_lhotse.storage import publish
+from alm_lhotse.storage import atomic_path
 
 PART = "all"
 LHOTSE_SUBDIR = "lhotse"
@@ -122,9 +121,8 @@ def manifest_paths(output_dir: Pathlike) -> dict[str, Path]:
 
 def _replace(path: Path, manifest: Any) -> None:
     """Rewrite a manifest through a temp name, so a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.jsonl.gz")
-    manifest.to_file(tmp)
-    publish(tmp, path)
+    with atomic_path(path, keep_suffix=True) as tmp:
+        manifest.to_file(tmp)
 
 
 def _fix_recordings_and_supervisions(paths: dict[str, Path]) -> tuple[RecordingSet, SupervisionSet, dict[str, int]]:
