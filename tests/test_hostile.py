@@ -18,7 +18,9 @@ from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import ManifestError
 from alm_lhotse.execution.runner import run_job
 from alm_lhotse.reading.discovery import discover_manifests
-from alm_lhotse.reading.reader import MAX_DEPTH, _explain_json_error, _find_number, parse_entry, read_entries
+from alm_lhotse.reading.reader import (
+    MAX_DEPTH, _deep_text_path, _explain_json_error, _find_number, _too_deep, parse_entry, read_entries,
+)
 from alm_lhotse.sample import sample_entries
 from tests.test_bad_input import (  # noqa: F401 (clean_run is a fixture)
     COMPAT,
@@ -181,10 +183,10 @@ def test_whole_rates_and_counts_just_inside_64_bits_are_accepted(tmp_path: Path)
 
 def test_explainer_survives_any_depth() -> None:
     """Newer orjson refuses 1024+ levels when reading; explaining that must not raise
-    RecursionError, however deep the line."""
+    RecursionError, however deep the line, and names where it nests too deep."""
     raw = b'{"x": ' + raw_nested(100_000) + b"}"
     error = _explain_json_error(raw, ValueError("recursion limit exceeded"))
-    assert error.field is None and "nested too deeply" in error.reason
+    assert error.field == "x[0][0][0][0]" and f"nested more than {MAX_DEPTH}" in error.reason
     value = {"a": nested(100_000)}
     assert _find_number(value, lambda v: True) is None
     deep = nested(5000)
@@ -272,3 +274,17 @@ def test_pipeline_fail_names_file_line_and_field(tmp_path: Path) -> None:
     message = next(line for line in proc.stderr.splitlines() if line.startswith("ERROR: bad manifest line"))
     assert "bad.jsonl:2" in message and "audio_sample_rate" in message and "below 2**63" in message
     assert not (tmp_path / "out" / "alm_output.jsonl").exists()
+
+
+@pytest.mark.parametrize("depth", [5, 199, 200, 201, 202, 260])
+def test_text_scan_finds_the_walks_path(depth: int) -> None:
+    """For lines a parser can still read, the text scan used for deeper ones names the
+    same place as the walk over the parsed value (quotes, escapes and brackets in keys
+    and strings included)."""
+    node: list = []
+    value = {"a": 'x"[{\\', 'k"[': {"b": [1, "]]", node]}}
+    for _ in range(depth - 4):
+        node.append([])
+        node = node[-1]
+    text = json.dumps(value)
+    assert _deep_text_path(text, MAX_DEPTH) == _too_deep(value, MAX_DEPTH)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -91,12 +92,13 @@ def _find_number(value: Any, bad: Callable[[Any], bool]) -> str | None:
 def _explain_json_error(raw: bytes, exc: Exception) -> InvalidEntry:
     """orjson rejects NaN, Infinity, huge integers and (newer versions) nesting past
     1024 levels; say which of those it was."""
-    import json
-
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         return InvalidEntry(None, f"invalid UTF-8 at byte {err.start}")
+    deep = _deep_text_path(text, MAX_DEPTH)
+    if deep is not None:
+        return InvalidEntry(deep, TOO_DEEP)
     try:
         value = json.loads(text)
     except RecursionError:
@@ -116,6 +118,7 @@ def _explain_json_error(raw: bytes, exc: Exception) -> InvalidEntry:
 # 3 more (a segment inside ``stats.lost_win_full_data[i].window_segs``): deeper lines are
 # rejected when read, not when written.
 MAX_DEPTH = 200
+TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep (the output could not be written)"
 
 
 def _surely_shallow(raw: bytes) -> bool:
@@ -148,6 +151,58 @@ def _too_deep(value: Any, limit: int) -> str | None:
     return None
 
 
+def _deep_text_path(text: str, limit: int) -> str | None:
+    """``_too_deep`` for a line no parser reads (orjson from 3.10 refuses more than 1024
+    levels, ``json`` overflows its recursion limit): the same path, found by scanning
+    the text, keeping for each open container its key or element index."""
+    if text.count("{") + text.count("[") <= limit:
+        return None
+    steps: list[list[Any]] = []  # per open container: [is_object, key or index, expecting a key]
+    k, size = 0, len(text)
+    while k < size:
+        c = text[k]
+        if c == '"':
+            end = _string_end(text, k)
+            if steps and steps[-1][2]:
+                steps[-1][1:] = [json.loads(text[k:end]), False]
+            k = end
+            continue
+        if c in "{[":
+            if len(steps) >= limit:
+                return _steps_path(steps[:5])
+            steps.append([c == "{", 0 if c == "[" else "", c == "{"])
+        elif c in "}]" and steps:
+            steps.pop()
+        elif c == "," and steps:
+            steps[-1][2] = steps[-1][0]
+            if not steps[-1][0]:
+                steps[-1][1] += 1
+        k += 1
+    return None
+
+
+def _string_end(text: str, k: int) -> int:
+    """Just past the closing quote of the string whose opening quote is at ``k``."""
+    q = k + 1
+    while True:
+        q = text.find('"', q)
+        if q < 0:
+            return len(text)
+        slashes = 0
+        while text[q - 1 - slashes] == "\\":
+            slashes += 1
+        if slashes % 2 == 0:
+            return q + 1
+        q += 1
+
+
+def _steps_path(steps: list[list[Any]]) -> str:
+    path = ""
+    for is_object, step, _ in steps:
+        path = (f"{path}.{step}" if path else str(step)) if is_object else f"{path}[{step}]"
+    return path
+
+
 EntryHook = Callable[[Any], Any]
 
 
@@ -167,7 +222,7 @@ def parse_entry(raw: bytes, prepare: Optional[EntryHook] = None) -> dict[str, An
     if not _surely_shallow(raw):
         deep = _too_deep(entry, MAX_DEPTH)
         if deep is not None:
-            raise InvalidEntry(deep, f"nested more than {MAX_DEPTH} levels deep (the output could not be written)")
+            raise InvalidEntry(deep, TOO_DEEP)
     return entry
 
 
