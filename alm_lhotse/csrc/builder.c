@@ -385,11 +385,14 @@ static int exact_count(PyObject *value, Py_ssize_t *out) {
 static int rules_init(Rules *r, PyObject *cfg) {
     static const char *names[] = {"min_bandwidth", "max_duration", "min_duration", "max_speakers",
                                   "min_speakers",  "truncation",   "drop_set"};
+    static PyObject *interned[7]; /* the names as str objects, made once */
     PyObject *v[7] = {NULL};
     int ready = -1;
     memset(r, 0, sizeof(*r));
-    for (int k = 0; k < 7; k++)
-        if (!(v[k] = PyObject_GetAttrString(cfg, names[k]))) goto done;
+    for (int k = 0; k < 7; k++) {
+        if (!interned[k] && !(interned[k] = PyUnicode_InternFromString(names[k]))) goto done;
+        if (!(v[k] = PyObject_GetAttr(cfg, interned[k]))) goto done;
+    }
     if ((ready = exact_double(v[1], &r->max_d)) <= 0 || (ready = exact_double(v[2], &r->min_d)) <= 0 ||
         (ready = exact_count(v[3], &r->max_spk)) <= 0 || (ready = exact_count(v[4], &r->min_spk)) <= 0)
         goto done;

@@ -33,9 +33,14 @@ const char json_depth_doc[] =
 PyObject *json_depth(PyObject *self, PyObject *arg) {
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    /* the bytes that matter: quotes and brackets; the rest is skipped a table look-up at a time */
+    static unsigned char special[256];
+    if (!special['"']) special['"'] = special['{'] = special['['] = special['}'] = special[']'] = 1;
     const char *text = view.buf;
     Py_ssize_t size = view.len, depth = 0, deepest = 0;
     for (Py_ssize_t k = 0; k < size;) {
+        while (k < size && !special[(unsigned char)text[k]]) k++;
+        if (k == size) break;
         char c = text[k];
         if (c == '"') {
             k = json_string_end(text, size, k);

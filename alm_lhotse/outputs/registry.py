@@ -63,13 +63,13 @@ class ProcessedEntry:
 
     def shared(self, key: str, make: Callable[[ProcessedEntry], Any]) -> Any:
         """``make(self)``, made once per entry for every output that asks by ``key``."""
-        try:
-            return self._shared[key]
-        except KeyError:
+        value = self._shared.get(key, _MISSING)
+        if value is _MISSING:
             value = self._shared[key] = make(self)
-            return value
+        return value
 
 
+_MISSING = object()  # a shared value not made yet (None is a value)
 Target = Any  # a binary file, a GzipWriter or the runner's buffer: write(), close()
 
 
