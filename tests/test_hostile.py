@@ -67,6 +67,30 @@ def _end_without_duration(value: Any) -> Any:
     return change
 
 
+def _fast_rate_end_without_duration(value: Any) -> Any:
+    """A segment end inside the time limit whose sample count at 2**30 Hz is not."""
+    def change(entry: dict) -> None:
+        _end_without_duration(value)(entry)
+        entry["audio_sample_rate"] = 2**30
+
+    return change
+
+
+def _segment_time(index: int, key: str, value: Any) -> Any:
+    def change(entry: dict) -> None:
+        entry["segments"][index][key] = value
+
+    return change
+
+
+def _word_end(value: Any) -> Any:
+    def change(entry: dict) -> None:
+        seg = entry["segments"][1]
+        seg["words"] = [{"word": "w", "start": seg["start"], "end": value}]
+
+    return change
+
+
 # (id, bad line, field named in the error, words the reason must contain)
 HOSTILE_LINES: list[tuple[str, bytes, Optional[str], str]] = [
     ("rate-1e300", mutate(_set("audio_sample_rate", 1e300)), "audio_sample_rate", "below 2**63"),
@@ -77,8 +101,12 @@ HOSTILE_LINES: list[tuple[str, bytes, Optional[str], str]] = [
     ("duration-2e15", mutate(_set("duration", 2e15)), "duration", "2**63 samples"),
     ("duration-max-uint64", mutate(_set("duration", 2**64 - 1)), "duration", "2**63 samples"),
     ("duration-1e308", mutate(_set("duration", 1e308)), "duration", "2**63 samples"),
-    ("segment-end-1e300", mutate(_end_without_duration(1e300)), "segments[2].end", "2**63 samples"),
-    ("segment-end-int", mutate(_end_without_duration(2**62)), "segments[2].end", "2**63 samples"),
+    ("segment-end-1e300", mutate(_end_without_duration(1e300)), "segments[2].end", "below 2**40 seconds"),
+    ("segment-end-2**63-int", mutate(_segment_time(2, "end", 2**63)), "segments[2].end", "below 2**40 seconds"),
+    ("segment-end-inf-sum", mutate(_segment_time(0, "end", 1.7e308)), "segments[0].end", "below 2**40 seconds"),
+    ("word-end-2**41", mutate(_word_end(2.0**41)), "segments[1].words[0].end", "below 2**40 seconds"),
+    ("segment-end-int", mutate(_end_without_duration(2**62)), "segments[2].end", "below 2**40 seconds"),
+    ("segment-end-samples", mutate(_fast_rate_end_without_duration(2.0**39)), "segments[2].end", "2**63 samples"),
     ("nested-201", _add("extra", raw_nested(MAX_DEPTH)), "extra[0][0][0][0]", "nested more than 200"),
     ("nested-260", _add("extra", raw_nested(260)), "extra[0][0][0][0]", "nested more than 200"),
     ("nested-1100", _add("extra", raw_nested(1100)), "extra[0][0][0][0]", "nested more than 200"),
@@ -168,7 +196,7 @@ def test_whole_rates_and_counts_just_inside_64_bits_are_accepted(tmp_path: Path)
     lines = [
         mutate(_set("audio_sample_rate", 16000.0)),
         mutate(_set("duration", (BIG - 1) // 16000)),
-        mutate(_set("segments.2.end", 1e300)),  # the recording lasts `duration`: fine
+        mutate(_set("segments.2.end", 2.0**40 - 1)),  # the recording lasts `duration`: fine
     ]
     path = write(tmp_path / "in.jsonl", lines)
     result = run_job(path, tmp_path / "out", WCFG, OCFG, on_error="fail")
@@ -247,7 +275,8 @@ def test_run_job_never_reads_its_outputs_back(tmp_path: Path, mode: str) -> None
 
 def _hostile_manifest(path: Path) -> list[bytes]:
     good = good_lines()
-    lines = [good[0], HOSTILE_LINES[0][1], good[1], HOSTILE_LINES[2][1], HOSTILE_LINES[12][1], good[2]]
+    hostile = {name: line for name, line, _, _ in HOSTILE_LINES}
+    lines = [good[0], hostile["rate-1e300"], good[1], hostile["rate-half"], hostile["nested-1100"], good[2]]
     write(path, lines)
     return lines
 

@@ -27,6 +27,7 @@ extern PyObject *BUILTIN_SUM; /* Python's sum(), whose rounding the totals must 
 extern Py_ssize_t SPEAKER_SLOTS, MIN_SEGMENTS_PER_WINDOW; /* alm_lhotse.core.windows */
 extern PyObject *NO_SPEAKER, *WINDOW_TYPE, *LOST_WINDOW_TYPE, *TRUNCATE_SEGMENT;
 extern long long EXACT_INT_LIMIT;                  /* alm_lhotse.native */
+extern PyObject *MAX_TIME;                         /* alm_lhotse.reading.validation */
 extern double MATCH_SLACK, MATCH_RELATIVE_SLACK;   /* alm_lhotse.core.overlap */
 
 /* RuntimeError naming `what` (a constant configure() was not given); returns NULL. */

@@ -11,7 +11,7 @@ PyObject *BUILTIN_SUM;
 
 /* Unset until configure() gives them: -1, NULL. */
 Py_ssize_t SPEAKER_SLOTS = -1, MIN_SEGMENTS_PER_WINDOW = -1;
-PyObject *NO_SPEAKER, *WINDOW_TYPE, *LOST_WINDOW_TYPE, *TRUNCATE_SEGMENT;
+PyObject *NO_SPEAKER, *WINDOW_TYPE, *LOST_WINDOW_TYPE, *TRUNCATE_SEGMENT, *MAX_TIME;
 long long EXACT_INT_LIMIT = -1;
 double MATCH_SLACK = -1, MATCH_RELATIVE_SLACK = -1;
 
@@ -51,6 +51,7 @@ static int set_constant(const char *name, PyObject *value) {
     if (!strcmp(name, "window")) return set_object(&WINDOW_TYPE, value);
     if (!strcmp(name, "lost_window")) return set_object(&LOST_WINDOW_TYPE, value);
     if (!strcmp(name, "truncate")) return set_object(&TRUNCATE_SEGMENT, value);
+    if (!strcmp(name, "max_time")) return set_object(&MAX_TIME, value);
     if (!strcmp(name, "match_slack")) return set_double(&MATCH_SLACK, value);
     if (!strcmp(name, "match_relative_slack")) return set_double(&MATCH_RELATIVE_SLACK, value);
     if (!strcmp(name, "exact_int_limit")) {
@@ -67,7 +68,7 @@ const char configure_doc[] =
     "configure(**constants)\n"
     "--\n\n"
     "Sets the rules' constants (speaker_slots, min_segments, no_speaker, window,\n"
-    "lost_window, truncate, match_slack, match_relative_slack, exact_int_limit): the\n"
+    "lost_window, truncate, match_slack, match_relative_slack, exact_int_limit, max_time): the\n"
     "compiled loops define none of their own.";
 
 PyObject *configure(PyObject *self, PyObject *args, PyObject *kwargs) {

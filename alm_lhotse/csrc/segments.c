@@ -9,17 +9,23 @@
 /* Python's `type(v) in (int, float)`. */
 static int is_number(PyObject *v) { return PyFloat_CheckExact(v) || PyLong_CheckExact(v); }
 
-/* Python's `0 <= a <= b` for numbers: 1, 0, or -1 on error. */
+/* Python's `0 <= a <= b < MAX_TIME` for numbers: 1, 0, or -1 on error. */
 static int ordered_from_zero(PyObject *a, PyObject *b) {
+    if (!MAX_TIME) {
+        not_configured("max_time");
+        return -1;
+    }
     if (PyFloat_CheckExact(a) && PyFloat_CheckExact(b)) {
         double x = PyFloat_AS_DOUBLE(a), y = PyFloat_AS_DOUBLE(b);
-        return 0 <= x && x <= y;
+        return 0 <= x && x <= y && y < PyFloat_AsDouble(MAX_TIME);
     }
     static PyObject *zero = NULL;
     if (!zero && !(zero = PyLong_FromLong(0))) return -1;
     int r = PyObject_RichCompareBool(zero, a, Py_LE);
     if (r <= 0) return r;
-    return PyObject_RichCompareBool(a, b, Py_LE);
+    r = PyObject_RichCompareBool(a, b, Py_LE);
+    if (r <= 0) return r;
+    return PyObject_RichCompareBool(b, MAX_TIME, Py_LT);
 }
 
 static int optional_str(PyObject *dict, PyObject *key) {

@@ -14,6 +14,9 @@ from alm_lhotse import native
 from alm_lhotse.errors import InvalidEntry
 
 REQUIRED_FIELDS = ("audio_filepath", "audio_sample_rate", "segments")
+# Times past this are no recording's: their sums (a window's, an entry's total) could
+# pass 64-bit integers or overflow to infinity, which no output can hold.
+MAX_TIME = float(2**40)
 
 
 def _is_number(value: Any) -> bool:
@@ -32,6 +35,8 @@ def _check_time(obj: dict, key: str, where: str) -> None:
         raise InvalidEntry(f"{where}.{key}", f"must be a number, got {_type_name(value)}")
     if value < 0:
         raise InvalidEntry(f"{where}.{key}", f"must not be negative, got {value}")
+    if not value < MAX_TIME:
+        raise InvalidEntry(f"{where}.{key}", f"must be below 2**40 seconds (about 35,000 years), got {value!r}")
 
 
 def _check_span(obj: dict, where: str) -> None:
@@ -147,3 +152,6 @@ def _check_segments(segments: list) -> None:
         while i < len(segments):
             _check_segment(segments[i], f"segments[{i}]")
             i = kernel.first_doubtful_segment(segments, i + 1)
+
+
+native.configure(max_time=MAX_TIME)
