@@ -13,9 +13,11 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import socket
+import threading
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable, Iterator, Optional, Union
+from typing import IO, Any, Callable, Iterable, Iterator, Optional, Sequence, Union
 
 import orjson
 
@@ -88,14 +90,57 @@ def publish(tmp: Path, final: Path) -> None:
     os.rename(tmp, final)
 
 
-def publish_files(tmp_dir: Path, final_dir: Path, names: Iterable[str]) -> None:
-    """Rename the files ``names`` (paths relative to both directories) of a finished temp
-    directory into ``final_dir``, one right after the other: everything slow (writing,
-    copying) is done before the first one replaces an earlier output."""
-    for name in names:
-        final = final_dir / name
-        final.parent.mkdir(parents=True, exist_ok=True)
-        publish(tmp_dir / name, final)
+JOURNAL_NAME = ".alm_publish.json"
+_HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def publish_set(directory: Path, moves: Sequence[tuple[Path, Path]]) -> None:
+    """Rename finished files into place as one set: the old outputs or the new ones, never
+    a mix. The moves are journaled first, so a process killed half-way is rolled forward
+    by ``finish_publishing`` before anything else touches ``directory``; SIGINT, SIGTERM
+    and SIGHUP wait until the renames are done, so only SIGKILL or a crash can split them.
+    Everything slow (writing, copying) must be done before."""
+    journal = [[os.path.relpath(t, directory), os.path.relpath(f, directory)] for t, f in moves]
+    write_atomic(directory / JOURNAL_NAME, orjson.dumps(journal))
+    with _signals_held():
+        finish_publishing(directory)
+
+
+def finish_publishing(directory: Path) -> bool:
+    """Complete the renames of a journaled set (see ``publish_set``); whether there was one.
+    Idempotent: a file already moved is no longer at its temp name and is skipped."""
+    journal = directory / JOURNAL_NAME
+    try:
+        moves = orjson.loads(journal.read_bytes())
+    except FileNotFoundError:
+        return False
+    except orjson.JSONDecodeError:  # written atomically, so unreadable only if mangled by hand
+        journal.unlink()
+        return False
+    for tmp, final in moves:
+        source = directory / tmp
+        if os.path.lexists(source):
+            (directory / final).parent.mkdir(parents=True, exist_ok=True)
+            publish(source, directory / final)
+    journal.unlink()
+    return True
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Record termination signals instead of acting on them, and act on them at the end."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda sig, _frame: caught.append(sig)) for sig in _HELD_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(caught):
+            signal.raise_signal(sig)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,8 @@
     DIR/alm_output.jsonl, rejects.jsonl, summary.json, lhotse/*.jsonl.gz   final outputs
     DIR/.alm_state.json      which job (inputs + parameters) the final outputs belong to
     DIR/.alm.lock            lock held while final outputs are written
+    DIR/.alm_publish.json    while final outputs are renamed into place: the renames, so
+                             a run killed half-way is rolled forward by the next one
     DIR/.work/discovery/     partition plans (AlmDiscover), keyed by the input listing
     DIR/.work/convert/       a partition's conversion (AlmPart), keyed by its slices, file
                              stats, on_error and sort_segments
@@ -11,6 +13,7 @@
                              until they are placed in the job's staging
     DIR/.work/staging/       per job, the window streams assembled from the partitions as
                              they finish (luigi_tasks.staging); the final outputs link them
+    DIR/.work/publishing/    the next set of final outputs, written before it is published
 
 Every path under ``.work`` carries a hash of what determines its content, so a changed
 input or parameter never reuses stale work, while unchanged work (the plan, and the
@@ -31,6 +34,7 @@ SUMMARY = SUMMARY_PART  # the job's summary has the name of a part's counts
 SAMPLE_DIR = "sample_data"
 PART_WALL = "task.json"  # a partition checkpoint's share of its task's wall time, written last
 DISCOVERY, CONVERT, PARTS, STAGING = "discovery", "convert", "parts", "staging"
+PUBLISHING = "publishing"  # the next set of final outputs, until it is renamed into place
 CHECKPOINT_DIRS = (CONVERT, PARTS, STAGING)
 
 

@@ -16,7 +16,7 @@ import orjson
 from alm_lhotse.execution.loop import merge_parts
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES
 from alm_lhotse.sample import materialize_sample
-from alm_lhotse.storage import dir_lock, link_into, publish_files, remove_tree, temp_name, write_atomic
+from alm_lhotse.storage import JOURNAL_NAME, dir_lock, finish_publishing, link_into, publish_set, remove_tree, write_atomic
 from luigi_tasks.cleanup import keep_only, remove_dead_temps, remove_final_outputs, remove_stale_final_temps
 from luigi_tasks.discovery import AlmDiscover
 from luigi_tasks.layout import (
@@ -24,6 +24,7 @@ from luigi_tasks.layout import (
     MARKER,
     PART_WALL,
     PARTS,
+    PUBLISHING,
     SAMPLE_DIR,
     STAGING,
     SUMMARY,
@@ -106,29 +107,30 @@ class AlmWindows(AlmParameters, luigi.Task):
         except (ValueError, PipelineError) as exc:  # bad input path or parameter: say it plainly
             print(f"ERROR: {exc}", file=sys.stderr)
             raise
-        if read_marker(self.final_dir).get("job_key") != key:
+        if (self.final_dir / JOURNAL_NAME).exists() or read_marker(self.final_dir).get("job_key") != key:
             return False
         return all(os.path.exists(t.path) for t in self.output().values())
 
     def run(self) -> None:
         out = self.final_dir
         with dir_lock(out, on_wait=lambda lock: logger.warning("waiting for another run writing into %s (lock %s)", out, lock)):
+            if finish_publishing(out):
+                logger.warning("finished publishing the outputs of an interrupted run in %s", out)
             if self.complete():
-                logger.info("outputs in %s were completed by a concurrent run", out)
+                print(f"outputs in {out} are up to date: another run completed them", flush=True)
                 return
             summary = self._merge(out)
         self._collect_garbage()
         print(end_of_run_block(summary, out), flush=True)
 
     def _merge(self, out: Path) -> dict[str, Any]:
-        """Write the new set of final outputs into a temp directory, then rename it into
-        place file by file, the marker last (it names the job the outputs belong to)."""
+        """Write the new set of final outputs, the marker included (it names the job the
+        outputs belong to), into the work directory, then publish them as one set."""
         windows = [part.output()["windows"] for part in self._parts]
         conversions = [part.output()["conversion"] for part in self._parts]
-        (out / MARKER).unlink(missing_ok=True)
         remove_stale_final_temps(out)
         started = time.perf_counter()
-        new = temp_name(work_dir(out) / "merge")
+        new = work_dir(out) / PUBLISHING
         remove_tree(new)
         try:
             staged = self._parts[0].staging().finish([(w.key, w.path) for w in windows])
@@ -139,9 +141,10 @@ class AlmWindows(AlmParameters, luigi.Task):
             plan = self.discovery().plan()
             summary = build_summary(totals, plan, self.parameters_record(), walls, time.perf_counter() - started)
             write_atomic(new / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
-            publish_files(new, out, [*FINAL_NAMES.values(), SUMMARY])
             marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [w.key for w in windows]}
-            write_atomic(out / MARKER, orjson.dumps(marker))
+            write_atomic(new / MARKER, orjson.dumps(marker))
+            names = [*FINAL_NAMES.values(), SUMMARY, MARKER]
+            publish_set(out, [(new / name, out / name) for name in names])
         except OSError as exc:
             remove_final_outputs(out)
             raise PipelineError(f"writing the final outputs into {out} failed, none were kept: {exc}") from exc

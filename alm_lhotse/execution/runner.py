@@ -18,7 +18,7 @@ from alm_lhotse.errors import OutputError
 from alm_lhotse.execution.loop import Counts, merge_counts, process_slices
 from alm_lhotse.outputs.streams import FINAL_NAMES, Sinks, stream_names
 from alm_lhotse.reading.reader import EntryHook
-from alm_lhotse.storage import Piece, dir_lock, publish, temp_name, write_pieces
+from alm_lhotse.storage import Piece, dir_lock, finish_publishing, publish_set, temp_name, write_pieces
 
 # run_job renders chunks of about this much input in memory before writing them, and
 # writes part of a chunk early once this much output is buffered (an unsplittable
@@ -38,6 +38,7 @@ class OrderedFiles:
     """
 
     def __init__(self, output_dir: Path, names: Sequence[str], processes: int) -> None:
+        self.directory = output_dir
         self.finals = [output_dir / FINAL_NAMES[n] for n in names]
         self.temps = [temp_name(f) for f in self.finals]
         for t in self.temps:
@@ -95,10 +96,11 @@ class OrderedFiles:
     def close(self, commit: bool) -> None:
         for fd in self.fds:
             os.close(fd)
-        for temp, final in zip(self.temps, self.finals):
-            if commit:
-                publish(temp, final)
-            else:
+        if commit:
+            finish_publishing(self.directory)
+            publish_set(self.directory, list(zip(self.temps, self.finals)))
+        else:
+            for temp in self.temps:
                 temp.unlink(missing_ok=True)
 
 
