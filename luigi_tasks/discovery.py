@@ -15,7 +15,7 @@ from alm_lhotse.execution.partitions import DEFAULT_PARTITION_BYTES, plan_partit
 from alm_lhotse.reading.discovery import discover_manifests, listing_fingerprint
 from alm_lhotse.storage import key_of, write_atomic
 from luigi_tasks.layout import DISCOVERY, work_dir
-from luigi_tasks.parameters import FORMAT_VERSION
+from luigi_tasks.parameters import FORMAT_VERSION, PARTITION_BYTES, DeclaredParameter
 
 # Auto partition size: about this many partitions for mid-sized inputs, so two or more
 # workers stay busy on one large file, within these bounds (the plan makes at most
@@ -49,7 +49,7 @@ class AlmDiscover(luigi.Task):
 
     manifest_path = luigi.Parameter(description="Absolute manifest file or directory.")
     output_dir = luigi.Parameter(description="Absolute output directory.")
-    partition_bytes = luigi.IntParameter(description="Target input bytes per partition (0: automatic).")
+    partition_bytes = DeclaredParameter(PARTITION_BYTES)
 
     @cached_property
     def _listing(self) -> tuple[list[Path], str]:

@@ -33,8 +33,9 @@ from luigi_tasks.layout import (
     final_files,
     work_dir,
 )
-from luigi_tasks.parameters import AlmParameters
-from luigi_tasks.partition import AlmPart, job_key_of
+from luigi_tasks.parameters import PARTITION_BYTES, AlmParameters, DeclaredParameter
+from luigi_tasks.partition import AlmPart, estimate_entries, job_key_of
+from luigi_tasks.progress import close_job, plan_job
 from luigi_tasks.report import build_summary, end_of_run_block
 
 logger = logging.getLogger("luigi-interface")
@@ -58,9 +59,7 @@ class AlmWindows(AlmParameters, luigi.Task):
         default="", description="Manifest file or directory (default: the bundled sample conversations)."
     )
     output_dir = luigi.Parameter(default="alm_output", description="Where the outputs go.")
-    partition_bytes = luigi.IntParameter(
-        default=0, significant=False, description="Target input bytes per partition task (0: automatic)."
-    )
+    partition_bytes = DeclaredParameter(PARTITION_BYTES, significant=False)
 
     @property
     def final_dir(self) -> Path:
@@ -92,7 +91,21 @@ class AlmWindows(AlmParameters, luigi.Task):
         common = {"manifest_path": self._manifest, "output_dir": str(self.final_dir), "count": count}
         return [self.clone(AlmPart, index=index, **common) for index in range(count)]
 
+    @cached_property
+    def reused(self) -> dict[str, Any]:
+        """What earlier runs left that this one uses, as found when it was scheduled."""
+        plan = self.discovery().complete()
+        outputs = [part.output() for part in self._parts]
+        return {
+            "plan": plan,
+            "partitions": len(outputs),
+            "conversions": sum(o["conversion"].exists() for o in outputs),
+            "windows": sum(o["windows"].exists() for o in outputs),
+        }
+
     def requires(self) -> dict[str, Any]:
+        self.reused  # noqa: B018 - taken before any partition runs
+        plan_job(lambda: {part.index: estimate_entries(part.slices()) for part in self._parts if not part.complete()})
         return {"discovery": self.discovery(), "parts": self._parts}
 
     def output(self) -> dict[str, luigi.LocalTarget]:
@@ -119,6 +132,7 @@ class AlmWindows(AlmParameters, luigi.Task):
             if self.complete():
                 print(f"outputs in {out} are up to date: another run completed them", flush=True)
                 return
+            close_job()
             summary = self._merge(out)
         self._collect_garbage()
         print(end_of_run_block(summary, out), flush=True)
@@ -139,7 +153,8 @@ class AlmWindows(AlmParameters, luigi.Task):
                 link_into(path, new / FINAL_NAMES[name])
             walls = [orjson.loads((c.path / PART_WALL).read_bytes())["wall_s"] for c in windows + conversions]
             plan = self.discovery().plan()
-            summary = build_summary(totals, plan, self.parameters_record(), walls, time.perf_counter() - started)
+            merge_s = time.perf_counter() - started
+            summary = build_summary(totals, plan, self.parameters_record(), walls, merge_s, self.reused)
             write_atomic(new / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
             marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [w.key for w in windows]}
             write_atomic(new / MARKER, orjson.dumps(marker))

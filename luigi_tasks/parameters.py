@@ -31,7 +31,7 @@ from alm_lhotse.config import (
     WindowConfig,
     params_digest,
 )
-from alm_lhotse.params import BOOL, Param, ParamError
+from alm_lhotse.params import BOOL, INTEGER, Param, ParamError
 from alm_lhotse.storage import key_of
 
 FORMAT_VERSION = 1
@@ -42,6 +42,12 @@ _TASK_MODULE = __name__.split(".")[0]
 
 # Unknown keys in our cfg sections are errors (below), not luigi's easily missed warning.
 warnings.filterwarnings("ignore", message=r"(?s).*not consumed by the task 'Alm", category=UnconsumedParameterWarning)
+
+
+PARTITION_BYTES = Param(
+    INTEGER, 0, "Target input bytes per partition task (0: automatic); does not change outputs.",
+    low=0, name="partition_bytes",
+)  # fmt: skip
 
 
 def _mark_empty(text: str) -> str:

@@ -35,8 +35,6 @@ from luigi_tasks.progress import Progress
 from luigi_tasks.staging import Staging
 
 STREAMS_OF = {"conversion": CONVERT_STREAMS, "windows": WINDOW_STREAMS}
-# What a pass writing these outputs is called in progress bars.
-STAGE_OF = {("conversion", "windows"): "partition", ("conversion",): "conversion", ("windows",): "windows"}
 
 
 def job_key_of(listing_key: str, params: AlmParameters) -> str:
@@ -135,7 +133,7 @@ class AlmPart(AlmParameters, luigi.Task):
             remove_tree(tmp)
         started = time.perf_counter()
         slices = self.slices()
-        progress = Progress(self, STAGE_OF[tuple(todo)], _estimate_entries(slices))
+        progress = Progress(self, estimate_entries(slices))
         try:
             run_partition(
                 slices, self.window_config(), self.overlap_config(),
@@ -166,7 +164,7 @@ class AlmPart(AlmParameters, luigi.Task):
             publish_dir(tmp, target.path, replace=not target.exists())
 
 
-def _estimate_entries(slices: list[FileSlice]) -> Optional[int]:
+def estimate_entries(slices: list[FileSlice]) -> Optional[int]:
     """Lines in the slices (plain files only; a gzip slice's count is unknown)."""
     counts = [slice_lines(sl) for sl in slices]
     return None if None in counts else sum(counts)

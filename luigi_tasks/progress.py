@@ -1,43 +1,100 @@
-"""Progress of a partition task: a tqdm bar in local runs, throttled scheduler updates always."""
+"""Progress: one job-level tqdm bar with ETA in local runs, scheduler updates always.
+
+Partition tasks run in processes luigi forks (``--workers N``), so the bar cannot live in
+them: the scheduling process plans it (``JobProgress.plan``) before luigi forks, each
+partition writes its entries done into its own slot of shared memory (no lock needed),
+and a thread of the scheduling process draws their sum.
+"""
 
 from __future__ import annotations
 
 import math
+import multiprocessing
 import sys
+import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import luigi
 
 _REPORT_EVERY_S = 1.0
+_DRAW_EVERY_S = 0.25
+_CLOSE_WAIT_S = 2.0
 
 
-def _local_run() -> bool:
+def local_run() -> bool:
     try:
         return bool(luigi.interface.core().local_scheduler)
     except Exception:  # noqa: BLE001 - no command line (e.g. luigi.build): no bar
         return False
 
 
-class Progress:
-    """Per-entry callback: a tqdm bar in local runs, throttled scheduler updates always."""
+class JobProgress:
+    """The job's bar: entries done over entries planned, summed over partitions."""
 
-    def __init__(self, task: Any, stage: str, total: Optional[int]) -> None:
+    def __init__(self, totals: Sequence[Optional[int]]) -> None:
+        # Slots: [closing, closed, done of partition 0, 1, ...]
+        self.slots = multiprocessing.get_context("fork").RawArray("q", 2 + len(totals))
+        self.total = None if None in totals else sum(t or 0 for t in totals)
+        threading.Thread(target=self._draw, name="alm-progress", daemon=True).start()
+
+    def add(self, index: int, n: int) -> None:
+        self.slots[2 + index] += n
+
+    def _draw(self) -> None:
+        from tqdm import tqdm
+
+        with tqdm(total=self.total, desc="windows", unit=" entries", file=sys.stderr, mininterval=0.5) as bar:
+            while not self.slots[0]:
+                done = sum(self.slots[2:])
+                bar.update(done - bar.n)
+                if self.total is not None and done >= self.total:
+                    break
+                time.sleep(_DRAW_EVERY_S)
+            bar.update(sum(self.slots[2:]) - bar.n)
+        self.slots[1] = 1
+
+    def close(self) -> None:
+        """Stop drawing (from any process) and wait briefly until the bar is gone, so
+        what is printed next does not share a line with it."""
+        self.slots[0] = 1
+        deadline = time.monotonic() + _CLOSE_WAIT_S
+        while not self.slots[1] and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+_JOB: Optional[JobProgress] = None
+
+
+def plan_job(outstanding: Callable[[], dict[int, Optional[int]]]) -> None:
+    """Plan the job's bar, once and only in local runs, for the partitions still to run:
+    ``outstanding()`` maps their indices to their entries (None when unknown)."""
+    global _JOB
+    if _JOB is None and local_run():
+        totals = outstanding()
+        if totals:
+            _JOB = JobProgress([totals.get(i, 0) for i in range(max(totals) + 1)])
+
+
+def close_job() -> None:
+    if _JOB is not None:
+        _JOB.close()
+
+
+class Progress:
+    """Per-entry callback of a partition: its share of the job's bar, and throttled
+    status messages to the scheduler (its web page shows them)."""
+
+    def __init__(self, task: Any, total: Optional[int]) -> None:
         self.task = task
         self.total = total
         self.done = 0
         self.last = 0.0
-        self.bar = None
-        if _local_run():
-            from tqdm import tqdm
-
-            label = f"{stage} {task.index + 1}" + (f"/{task.count}" if task.count else "")
-            self.bar = tqdm(total=total, desc=label, unit=" entries", leave=False, mininterval=0.5, file=sys.stderr)
 
     def __call__(self, n: int) -> None:
         self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
+        if _JOB is not None:
+            _JOB.add(self.task.index, n)
         now = time.monotonic()
         if now - self.last >= _REPORT_EVERY_S:
             self.last = now
@@ -50,7 +107,4 @@ class Progress:
             self.task.set_progress_percentage(min(100, math.floor(100 * self.done / self.total)))
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
         self.report()

@@ -28,8 +28,10 @@ def build_summary(
     parameters: dict[str, Any],
     part_walls: list[float],
     merge_s: float,
+    reused: dict[str, Any],
 ) -> dict[str, Any]:
-    """Counts first, then what produced them; timings are the only run-dependent values."""
+    """Counts first, then what produced them; ``timings`` holds everything that depends on
+    the run rather than on inputs and parameters: seconds per stage, and what was reused."""
     stage = totals.get("timings", {})
     summary: dict[str, Any] = {k: totals.get(k, 0) for k in COUNT_KEYS}
     summary["files"] = len(plan["files"])
@@ -45,8 +47,19 @@ def build_summary(
         "export_parts_s": stage.get("write_s", 0.0),
         "partitions_wall_s": sum(part_walls),
         "merge_s": merge_s,
+        "reused": reused,
     }
     return summary
+
+
+def _reuse_line(reused: dict[str, Any]) -> str:
+    n = reused["partitions"]
+    found = [
+        *(["partition plan"] if reused["plan"] else []),
+        *([f"{reused['conversions']} of {n} conversions"] if reused["conversions"] else []),
+        *([f"{reused['windows']} of {n} partitions' windows"] if reused["windows"] else []),
+    ]
+    return "  reused from earlier runs: " + (", ".join(found) if found else "nothing")
 
 
 def _row(label: str, seconds: float, items: str) -> str:
@@ -76,6 +89,7 @@ def end_of_run_block(summary: dict[str, Any], output_dir: Path) -> str:
         f"overlapping segments {summary['overlapping_segment_entries']}, "
         f"duplicate windows {summary['duplicate_window_entries']}, "
         f"below min_sample_rate {summary['low_sample_rate_entries']}",
+        _reuse_line(t["reused"]),
         f"  outputs in {output_dir}",
         RULE,
     ]

@@ -41,6 +41,7 @@ def apply_defaults() -> None:
                 cfg.set(section, option, value)
 
 
+QUIET_LOG_LEVEL = "WARNING"
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 SCHEDULER_TIMEOUT_S = 1.0
 
@@ -112,9 +113,20 @@ def _check_scheduler(args: list[str]) -> None:
         _fail(f"no luigi scheduler at {host}:{port}: add --local-scheduler, or start luigid (see docs/pipeline.md)")
 
 
+def _quiet_local_runs(args: list[str]) -> None:
+    """Luigi logs each scheduling step (about 40 lines for one small job); in a local run
+    the progress bar, the errors and the end-of-run block say what matters. A log level
+    given on the command line or in ``[core]`` (``--log-level INFO``) brings them back."""
+    local = "--local-scheduler" in args or (_core("local_scheduler", "local-scheduler") or "").lower() == "true"
+    if not local or _flag(args, "--log-level", "--core-log-level") or _core("log_level", "log-level", "logging_conf_file"):
+        return
+    luigi.configuration.get_config().set("core", "log_level", QUIET_LOG_LEVEL)
+
+
 def check_command_line() -> None:
     """First-run mistakes said in one line before any work, only in the ``luigi`` command."""
     if not _run_as_luigi_command():
         return
     _check_config_path()
     _check_scheduler(sys.argv[1:])
+    _quiet_local_runs(sys.argv[1:])

@@ -101,12 +101,14 @@ def test_quick_start_runs_the_bundled_sample_from_any_directory(tmp_path: Path) 
     assert (s["entries"], s["windows"], s["filtered_windows"]) == (4, 31, 3)
     assert set(s) >= {"entries", "windows", "filtered_windows", "filtered_dur", "truncation_events", "timings"}
     assert set(s["timings"]) >= {"discovery_s", "read_convert_s", "windows_overlap_s", "export_parts_s", "merge_s"}
-    assert "partition 1/1" in proc.stderr  # the local run's progress bar
+    assert "windows: 100%" in proc.stderr  # the job's progress bar
+    assert "DEBUG:" not in proc.stderr and "INFO:" not in proc.stderr  # luigi's chatter is off
     audio = [Path(e["audio_filepath"]) for e in read_jsonl(out / "sample_data" / "sample_manifest.jsonl")]
     assert all(p.is_absolute() and p.is_file() for p in audio)
 
     before = final_bytes(out)
-    again = run_luigi(cwd=tmp_path)
+    again = run_luigi("--log-level", "INFO", cwd=tmp_path)
+    assert "up to date" in again.stdout
     assert ran_tasks(again, "AlmPart") == 0 and ran_tasks(again, "AlmWindows") == 0
     assert final_bytes(out) == before
 
@@ -220,7 +222,10 @@ def test_parameter_change_regenerates_and_reuses_discovery(tmp_path: Path) -> No
     first = final_bytes(out)
     plans = sorted((out / ".work" / "discovery").iterdir())
 
-    proc = run_luigi("--target-window-duration", "60", "--tolerance", "0.15", "--overlap-target-duration", "60", cwd=tmp_path)
+    proc = run_luigi(
+        "--target-window-duration", "60", "--tolerance", "0.15", "--overlap-target-duration", "60", "--log-level", "INFO",
+        cwd=tmp_path,
+    )
     assert ran_tasks(proc, "AlmPart") == 1 and ran_tasks(proc, "AlmDiscover") == 0
     assert sorted((out / ".work" / "discovery").iterdir()) == plans
     assert final_bytes(out) != first

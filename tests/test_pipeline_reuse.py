@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
 from pathlib import Path
 
 from tests.test_pipeline import (
@@ -26,10 +24,11 @@ def _conversion_files(out: Path) -> dict[Path, tuple[int, int]]:
     return {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in files}
 
 
-def _passes(proc: subprocess.CompletedProcess) -> set[str]:
-    """What the partition tasks' passes wrote, from their progress bars: ``partition``
-    (conversion and windows), ``windows`` or ``conversion``."""
-    return set(re.findall(r"(partition|windows|conversion) \d+/\d+", proc.stderr))
+def _reused(out: Path) -> tuple[int, int]:
+    """Partitions whose conversion, and whose windows, the last run found done."""
+    reused = summary(out)["timings"]["reused"]
+    assert reused["partitions"] == summary(out)["partitions"]
+    return reused["conversions"], reused["windows"]
 
 
 def test_window_parameter_change_reuses_the_conversion(tmp_path: Path) -> None:
@@ -43,9 +42,9 @@ def test_window_parameter_change_reuses_the_conversion(tmp_path: Path) -> None:
     converted = _conversion_files(out)
     assert len(converted) == 5 * partitions  # three streams, counts, wall time
 
-    proc = run_luigi(*args, "--output-dir", "out", "--max-speakers", "3", cwd=tmp_path)
+    proc = run_luigi(*args, "--output-dir", "out", "--max-speakers", "3", "--log-level", "INFO", cwd=tmp_path)
     assert ran_tasks(proc, "AlmPart") == partitions
-    assert _passes(proc) == {"windows"}  # every partition found its conversion done
+    assert _reused(out) == (partitions, 0)  # every partition found its conversion done
     assert _conversion_files(out) == converted
     assert final_bytes(out) != first
 
@@ -54,7 +53,7 @@ def test_window_parameter_change_reuses_the_conversion(tmp_path: Path) -> None:
     assert summary_without_timings(out) == summary_without_timings(tmp_path / "fresh")
 
     proc = run_luigi(*args, "--output-dir", "out", cwd=tmp_path)
-    assert _passes(proc) == {"windows"}
+    assert _reused(out) == (partitions, 0)
     assert final_bytes(out) == first
     assert _conversion_files(out) == converted
 
@@ -68,8 +67,8 @@ def test_conversion_parameter_change_converts_again(tmp_path: Path) -> None:
     partitions = summary(out)["partitions"]
     before = {p.parent.name for p in _conversion_files(out)}
 
-    proc = run_luigi(*args, "--output-dir", "out", "--sort-segments", cwd=tmp_path)
-    assert ran_tasks(proc, "AlmPart") == partitions and _passes(proc) == {"partition"}
+    proc = run_luigi(*args, "--output-dir", "out", "--sort-segments", "--log-level", "INFO", cwd=tmp_path)
+    assert ran_tasks(proc, "AlmPart") == partitions and _reused(out) == (0, 0)
     after = {p.parent.name for p in _conversion_files(out)}
     assert len(after) == partitions and not after & before
     run_luigi(*args, "--output-dir", "fresh", "--sort-segments", cwd=tmp_path)
