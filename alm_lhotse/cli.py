@@ -20,7 +20,7 @@ from lhotse.bin.modes.shar import shar
 
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
 from alm_lhotse.config import PARAMETERS
-from alm_lhotse.errors import ManifestError
+from alm_lhotse.errors import ManifestError, OutputError
 from alm_lhotse.params import BOOL, CHOICE, Param, ParamError
 from alm_lhotse.recipe import (
     OVERLAP_OPTIONS,
@@ -99,6 +99,10 @@ def alm(manifest_path: Path, output_dir: Path, **options: Any) -> None:
         prepare_alm(manifest_path, output_dir, **options)
     except (ManifestError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
+    except OutputError as exc:
+        raise click.ClickException(exc.strerror) from None
+    except OSError as exc:  # inputs were checked up front; this is the output directory
+        raise click.ClickException(f"cannot write the outputs into {output_dir}: {exc.strerror or exc}") from None
     summary = _read_summary(output_dir)
     click.echo(
         f"{summary['entries']} entries -> {summary['windows']} windows -> "
@@ -147,5 +151,14 @@ def export_alm(cuts: Path, output_dir: Path, **options: Any) -> None:
 
 
 def main(argv: Optional[list[str]] = None, prog_name: Optional[str] = None) -> None:
-    """Console script entry point (``lhotse-alm``)."""
-    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name=prog_name or "lhotse-alm")
+    """Console script entry point (``lhotse-alm``). Every error the user can cause, a bad
+    option included, is one ``Error:`` line (click would add usage lines for some)."""
+    try:
+        code = cli.main(args=argv if argv is not None else sys.argv[1:], prog_name=prog_name or "lhotse-alm", standalone_mode=False)
+    except click.ClickException as exc:
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        code = exc.exit_code
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

@@ -217,3 +217,31 @@ def test_commit_waits_for_the_directory_lock(manifest: Path, tmp_path: Path) -> 
     run.join(120)
     assert run.exitcode == 0
     assert files_below(out) == sorted([*FINAL_FILES, ".alm.lock"])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-c", "from alm_lhotse.cli import main; main()", "prepare", "alm", *args, "--no-progress"]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_output_errors_are_one_line(manifest: Path, mount_tmpfs: Callable[[str], Path], tmp_path: Path) -> None:
+    """``lhotse-alm prepare alm`` into a path under a file or on a read-only filesystem:
+    one ``Error:`` line naming the directory and the reason, no traceback."""
+    (tmp_path / "file").write_text("x")
+    read_only = mount_tmpfs("ro,size=64k") if os.geteuid() == 0 else tmp_path / "ro"
+    if os.geteuid() != 0:
+        read_only.mkdir()
+        read_only.chmod(0o555)
+    for out in (tmp_path / "file" / "out", read_only / "out", read_only):
+        done = _cli(str(manifest), str(out))
+        assert done.returncode == 1
+        assert done.stderr.splitlines() == [done.stderr.strip()], done.stderr
+        assert done.stderr.startswith(f"Error: cannot write the outputs into {out}: ")
+
+
+@pytest.mark.parametrize("option", [("--tolerance", "abc"), ("--min-speakers", "4", "--max-speakers", "2"), ("--bogus",)])
+def test_cli_parameter_errors_are_one_line(manifest: Path, tmp_path: Path, option: tuple[str, ...]) -> None:
+    done = _cli(str(manifest), str(tmp_path / "out"), *option)
+    assert done.returncode == 2
+    assert done.stderr.startswith("Error: ") and len(done.stderr.splitlines()) == 1, done.stderr
+    assert not (tmp_path / "out").exists()
