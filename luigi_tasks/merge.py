@@ -14,6 +14,7 @@ import luigi
 import orjson
 
 from alm_lhotse.execution.loop import merge_parts
+from alm_lhotse.report.page import write_report
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES
 from alm_lhotse.sample import materialize_sample
 from alm_lhotse.storage import dir_lock, link_into, publish_files, remove_tree, temp_name, write_atomic
@@ -140,6 +141,7 @@ class AlmWindows(AlmParameters, luigi.Task):
             summary = build_summary(totals, plan, self.parameters_record(), walls, time.perf_counter() - started)
             write_atomic(new / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
             publish_files(new, out, [*FINAL_NAMES.values(), SUMMARY])
+            write_report(out, summary)
             marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [w.key for w in windows]}
             write_atomic(out / MARKER, orjson.dumps(marker))
         except OSError as exc:
