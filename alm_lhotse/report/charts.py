@@ -62,7 +62,8 @@ def window_durations(summary: dict[str, Any]) -> bytes:
 def speakers(summary: dict[str, Any]) -> bytes:
     counts = summary["breakdown"]["speakers_per_window"]
     fig, ax = _figure("Speakers per kept window")
-    ax.bar([str(k) for k in counts], list(counts.values()), color=KEPT_COLOUR)
+    ax.bar([int(k) for k in counts], list(counts.values()), color=KEPT_COLOUR)
+    ax.set_xticks([int(k) for k in counts])
     ax.set_xlabel("speakers with speech in the window")
     ax.set_ylabel("windows")
     return _png(fig)
