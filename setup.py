@@ -6,7 +6,7 @@ the same loops in pure Python, with identical results.
 
 from setuptools import Extension, setup
 
-SOURCES = ["module", "builder", "overlap", "render", "segments", "supjson", "lines"]
+SOURCES = ["module", "builder", "overlap", "render", "segments", "supjson", "lines", "nemo"]
 
 setup(
     ext_modules=[

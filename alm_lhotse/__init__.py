@@ -25,6 +25,8 @@ _LHOTSE_API = {
     "entries_to_manifests",
     "entry_to_cut",
     "cut_to_entry",
+    "transcript_view",
+    "turns_of",
 }
 
 __all__ = [

@@ -30,6 +30,8 @@ from alm_lhotse.recipe import (
 )
 from alm_lhotse.shar import AUDIO_FORMATS, SharExportError, export_shar
 
+TRANSCRIPTS_FILE = "lhotse/alm_cuts_transcripts_all.jsonl.gz"
+
 
 class _Declared(click.ParamType):
     """A declared parameter's parsing and checks, reported the click way (one Error: line)."""
@@ -84,12 +86,23 @@ def _declared_options(command: Callable) -> Callable:
     help="Bandwidth = highest frequency within this many dB of the spectrum's peak.",
 )
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
-def alm(manifest_path: Path, output_dir: Path, **options: Any) -> None:
+@click.option(
+    "--transcript-view/--no-transcript-view",
+    default=False,
+    help=f"Also write OUTPUT_DIR/{TRANSCRIPTS_FILE}: the window cuts with one supervision each holding the whole transcript.",
+)
+@click.option(
+    "--speaker-tag",
+    default="[{speaker}]",
+    help="How each speaker's turn starts in the whole transcript ({speaker} is replaced; empty: no tags).",
+)
+def alm(manifest_path: Path, output_dir: Path, transcript_view: bool, speaker_tag: str, **options: Any) -> None:
     """ALM training windows from diarized, transcribed conversation manifests.
 
     MANIFEST_PATH is a JSONL manifest (optionally gzipped) or a directory searched for them.
-    Writes OUTPUT_DIR/alm_output.jsonl (NeMo Curator compatible), OUTPUT_DIR/rejects.jsonl
-    and Lhotse manifests OUTPUT_DIR/lhotse/alm_{recordings,supervisions,cuts_windows}_all.jsonl.gz.
+    Writes OUTPUT_DIR/alm_output.jsonl (NeMo Curator compatible), OUTPUT_DIR/rejects.jsonl,
+    Lhotse manifests OUTPUT_DIR/lhotse/alm_{recordings,supervisions,cuts_windows}_all.jsonl.gz,
+    a NeMo manifest of the windows OUTPUT_DIR/alm_windows_nemo.jsonl and OUTPUT_DIR/report.html.
     """
     try:
         configs_from_options({name: options[name] for name in (*WINDOW_OPTIONS, *OVERLAP_OPTIONS)})
@@ -110,6 +123,37 @@ def alm(manifest_path: Path, output_dir: Path, **options: Any) -> None:
     )
     if summary["rejected"]:
         click.echo(f"{summary['rejected']} lines rejected: see {output_dir / 'rejects.jsonl'}")
+    if transcript_view:
+        _write_transcripts(output_dir, speaker_tag or None)
+    click.echo(f"report: {_report(output_dir)}")
+
+
+def _write_transcripts(output_dir: Path, speaker_tag: Optional[str]) -> None:
+    from lhotse import CutSet
+
+    from alm_lhotse.lhotse_io import transcript_view
+    from alm_lhotse.outputs.streams import CUTS_PART, FINAL_NAMES
+
+    cuts = CutSet.from_file(output_dir / FINAL_NAMES[CUTS_PART])
+    transcript_view(cuts, speaker_tag).to_file(output_dir / TRANSCRIPTS_FILE)
+    click.echo(f"transcript view: {output_dir / TRANSCRIPTS_FILE}")
+
+
+def _report(output_dir: Path) -> Path:
+    from alm_lhotse.report.page import MissingSummary, write_report
+
+    try:
+        return write_report(output_dir)[-1]
+    except (MissingSummary, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command("report")
+@click.argument("output_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def report(output_dir: Path) -> None:
+    """Write OUTPUT_DIR/report.html (and its charts as OUTPUT_DIR/report/*.png) from the
+    run's summary: windows kept and lost by reason, durations, speakers, truncations."""
+    click.echo(_report(output_dir))
 
 
 def _read_summary(output_dir: Path) -> dict[str, Any]:

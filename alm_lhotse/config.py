@@ -56,6 +56,9 @@ class WindowConfig:
     )
     drop_fields_top_level: FieldList = param("words,segments", "Entry fields left out of the output.")
     sort_segments: bool = param(False, "Sort segments by start time before building windows (the reference never does).")
+    nemo_speaker_tags: bool = param(
+        False, "Start each speaker's turn in the text of alm_windows_nemo.jsonl with [speaker]."
+    )
     min_duration: float = field(init=False, repr=False, compare=False)
     max_duration: float = field(init=False, repr=False, compare=False)
     drop_set: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -74,6 +77,10 @@ class WindowConfig:
         d = {p.record_key: getattr(self, p.name) for p in declared(WindowConfig)}
         d["drop_fields"] = _fields_text(self.drop_fields)
         d["drop_fields_top_level"] = _fields_text(self.drop_fields_top_level)
+        # Recorded only when on: every result made without speaker tags keeps the key (and
+        # the summary) it had before the option existed; tagged results get their own key.
+        if not self.nemo_speaker_tags:
+            del d["nemo_speaker_tags"]
         return d
 
 

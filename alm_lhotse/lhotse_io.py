@@ -2,9 +2,11 @@
 
 ``cut_windows`` and ``filter_overlapping_windows`` are lazy CutSet transforms for training
 code; they run the same pure builder and overlap filter as the pipeline, so a CutSet of
-full recordings gives the same windows as the NeMo Curator-compatible output. Both
-are module-level callables over Lhotse's lazy iterators, so the resulting CutSets
-pickle (``num_jobs > 1``, dataloader workers).
+full recordings gives the same windows as the NeMo Curator-compatible output.
+``transcript_view`` gives each window cut one supervision holding its whole transcript,
+for readers that take a cut's first supervision only. All are module-level callables
+over Lhotse's lazy iterators, so the resulting CutSets pickle (``num_jobs > 1``,
+dataloader workers).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from lhotse import (
     SupervisionSet,
 )
 from lhotse.lazy import Dillable, LazyFlattener, LazyMapper
+from lhotse.utils import fastcopy
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.core.overlap import filter_windows
@@ -31,10 +34,12 @@ from alm_lhotse.outputs.lhotse_manifests import (
     supervision_dicts,
     window_cut_dict,
 )
+from alm_lhotse.outputs.nemo_manifest import SPEAKER_TAG, transcript_text
 from alm_lhotse.reading.discovery import ManifestPaths
 from alm_lhotse.reading.reader import iter_lines, parse_line
 
 ZERO_LENGTH_KEY = "zero_length_segments"
+TURNS_KEY = "turns"
 _BOOKKEEPING = frozenset({"source_start", "source_end", "segment_index", "word_ends"})
 
 
@@ -190,3 +195,39 @@ class LazyOverlapFilter(Dillable):
 def filter_overlapping_windows(cuts: CutSet, config: Optional[OverlapConfig] = None) -> CutSet:
     """Lazily drop overlapping windows, keeping those closest to the target duration."""
     return CutSet(LazyOverlapFilter(cuts, config or OverlapConfig()))
+
+
+class TranscriptSupervision:
+    """Picklable mapper: a window cut with one supervision spanning it, whose text is the
+    whole transcript (``transcript_text``, the NeMo manifest's ``text``); the per-turn
+    supervisions ride in that supervision's ``custom["turns"]`` as dicts."""
+
+    def __init__(self, speaker_tag: Optional[str]) -> None:
+        self.speaker_tag = speaker_tag
+
+    def __call__(self, cut: MonoCut) -> MonoCut:
+        turns = cut.supervisions
+        whole = SupervisionSegment(
+            id=f"{cut.id}-transcript",
+            recording_id=cut.recording_id,
+            start=0,
+            duration=cut.duration,
+            channel=cut.channel,
+            text=transcript_text(((s.speaker, s.text) for s in turns), self.speaker_tag),
+            custom={TURNS_KEY: [s.to_dict() for s in turns]},
+        )
+        return fastcopy(cut, supervisions=[whole])
+
+
+def transcript_view(cuts: CutSet, speaker_tag: Optional[str] = SPEAKER_TAG) -> CutSet:
+    """Lazily give each window cut one supervision with its whole transcript, each
+    speaker's turn starting with ``speaker_tag`` (a format with ``{speaker}``; None: plain
+    text). NeMo's conversation input (``lhotse_as_conversation``) reads a cut's first
+    supervision only; without this view it would see the first turn alone. The cuts
+    without the transform keep one supervision per turn."""
+    return CutSet(LazyMapper(cuts, TranscriptSupervision(speaker_tag)))
+
+
+def turns_of(supervision: SupervisionSegment) -> list[SupervisionSegment]:
+    """The per-turn supervisions a transcript supervision (``transcript_view``) holds."""
+    return [SupervisionSegment.from_dict(d) for d in (supervision.custom or {}).get(TURNS_KEY, ())]

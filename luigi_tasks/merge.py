@@ -15,6 +15,7 @@ import orjson
 
 from alm_lhotse.execution.loop import merge_parts
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES
+from alm_lhotse.report.page import write_report
 from alm_lhotse.sample import materialize_sample
 from alm_lhotse.storage import JOURNAL_NAME, dir_lock, finish_publishing, link_into, publish_set, remove_tree, write_atomic
 from luigi_tasks.cleanup import keep_only, remove_dead_temps, remove_final_outputs, remove_stale_final_temps
@@ -156,9 +157,10 @@ class AlmWindows(AlmParameters, luigi.Task):
             merge_s = time.perf_counter() - started
             summary = build_summary(totals, plan, self.parameters_record(), walls, merge_s, self.reused)
             write_atomic(new / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+            report = [path.relative_to(new) for path in write_report(new, summary)]
             marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [w.key for w in windows]}
             write_atomic(new / MARKER, orjson.dumps(marker))
-            names = [*FINAL_NAMES.values(), SUMMARY, MARKER]
+            names = [*FINAL_NAMES.values(), *report, SUMMARY, MARKER]
             publish_set(out, [(new / name, out / name) for name in names])
         except OSError as exc:
             remove_final_outputs(out)

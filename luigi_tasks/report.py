@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from alm_lhotse.outputs.streams import FINAL_NAMES
+from alm_lhotse.report.page import REPORT_FILE
+from alm_lhotse.report.tally import new_breakdown
 
 COUNT_KEYS = (
     "entries",
@@ -40,6 +42,7 @@ def build_summary(
     summary["fingerprint"] = plan["fingerprint"]
     summary["parameters"] = parameters
     summary["outputs"] = sorted(FINAL_NAMES.values())
+    summary["breakdown"] = totals.get("breakdown", new_breakdown())
     summary["timings"] = {
         "discovery_s": plan["discovery_s"],
         "read_convert_s": stage.get("read_parse_s", 0.0),
@@ -91,6 +94,7 @@ def end_of_run_block(summary: dict[str, Any], output_dir: Path) -> str:
         f"below min_sample_rate {summary['low_sample_rate_entries']}",
         _reuse_line(t["reused"]),
         f"  outputs in {output_dir}",
+        f"  report (kept and lost, charts): {output_dir / REPORT_FILE}",
         RULE,
     ]
     return "\n".join(lines)

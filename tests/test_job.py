@@ -74,7 +74,7 @@ def test_large_chunks_write_in_parts_with_the_same_result(
 
 def test_outputs_are_registered_once() -> None:
     """Every output has its own part file and final file; gzip outputs are named so."""
-    assert len({o.name for o in OUTPUTS_REGISTERED}) == len({o.final for o in OUTPUTS_REGISTERED}) == 5
+    assert len({o.name for o in OUTPUTS_REGISTERED}) == len({o.final for o in OUTPUTS_REGISTERED}) == 6
     assert all(o.gzip == o.final.endswith(".gz") for o in OUTPUTS_REGISTERED)
     assert set(CONVERT_STREAMS) | set(WINDOW_STREAMS) == set(STREAMS) == set(FINAL_NAMES)
     assert not set(CONVERT_STREAMS) & set(WINDOW_STREAMS)

@@ -77,6 +77,27 @@ static inline Py_ssize_t json_element_end(const char *inner, Py_ssize_t size, Py
     return size;
 }
 
+/* Output written straight into a bytes object that is sized from an estimate of the
+ * result, grown when needed and cut to its length at the end (supjson.c). */
+typedef struct {
+    PyObject *bytes;
+    Py_ssize_t size, capacity;
+} Buffer;
+int reserve(Buffer *b, Py_ssize_t capacity);
+int put(Buffer *b, const char *text, Py_ssize_t n);
+/* A non-negative integer, zero-padded to `width` digits ("%0*zd"). */
+int put_index(Buffer *b, Py_ssize_t value, int width);
+#define PUT_LITERAL(b, s) put((b), (s), (Py_ssize_t)sizeof(s) - 1)
+
+/* Values' texts in orjson's output of a list: value k is text[at[k] .. at[k] + len[k]). */
+typedef struct {
+    const char *text;
+    Py_ssize_t *at, *len;
+} Values;
+int put_value(Buffer *b, const Values *v, Py_ssize_t k);
+/* Cut the serialised list into its values; -1 (ValueError) when it has not `count`. */
+int split_values(Values *v, const char *text, Py_ssize_t size, Py_ssize_t count);
+
 #define ALM_FUNCTION(name) \
     PyObject *name(PyObject *self, PyObject *const *args, Py_ssize_t nargs); \
     extern const char name##_doc[]
@@ -94,6 +115,7 @@ ALM_FUNCTION(strip_all);              /* render.c */
 ALM_FUNCTION(first_doubtful_segment); /* segments.c */
 ALM_FUNCTION_O(segment_order);        /* segments.c */
 ALM_FUNCTION(supervisions_json);      /* supjson.c */
+ALM_FUNCTION(nemo_lines);             /* nemo.c */
 ALM_FUNCTION_O(count_newlines);       /* lines.c */
 ALM_FUNCTION_O(json_depth);           /* lines.c */
 

@@ -125,6 +125,7 @@ static PyMethodDef methods[] = {
     {"count_newlines", count_newlines, METH_O, count_newlines_doc},
     {"json_depth", json_depth, METH_O, json_depth_doc},
     {"supervisions_json", (PyCFunction)(void (*)(void))supervisions_json, METH_FASTCALL, supervisions_json_doc},
+    {"nemo_lines", (PyCFunction)(void (*)(void))nemo_lines, METH_FASTCALL, nemo_lines_doc},
     {"render_windows", (PyCFunction)(void (*)(void))render_windows, METH_FASTCALL, render_windows_doc},
     {"strip_all", (PyCFunction)(void (*)(void))strip_all, METH_FASTCALL, strip_all_doc},
     {NULL, NULL, 0, NULL},

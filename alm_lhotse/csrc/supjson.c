@@ -40,14 +40,7 @@ typedef struct {
     Py_ssize_t word_starts; /* its first word start value (one per word); -1: the record's own */
 } Occurrence;
 
-/* The output, written straight into a bytes object that is sized from an estimate of
- * the result, grown when needed and cut to its length at the end. */
-typedef struct {
-    PyObject *bytes;
-    Py_ssize_t size, capacity;
-} Buffer;
-
-static int reserve(Buffer *b, Py_ssize_t capacity) {
+int reserve(Buffer *b, Py_ssize_t capacity) {
     if (capacity < 1) capacity = 1; /* a new bytes of size 0 would be the shared empty one */
     if (!b->bytes) {
         b->bytes = PyBytes_FromStringAndSize(NULL, capacity);
@@ -59,15 +52,14 @@ static int reserve(Buffer *b, Py_ssize_t capacity) {
     return 0;
 }
 
-static int put(Buffer *b, const char *text, Py_ssize_t n) {
+int put(Buffer *b, const char *text, Py_ssize_t n) {
     if (b->size + n > b->capacity && reserve(b, 2 * (b->size + n)) < 0) return -1;
     memcpy(PyBytes_AS_STRING(b->bytes) + b->size, text, n);
     b->size += n;
     return 0;
 }
 
-/* A non-negative integer, zero-padded to `width` digits ("%0*zd"). */
-static int put_index(Buffer *b, Py_ssize_t value, int width) {
+int put_index(Buffer *b, Py_ssize_t value, int width) {
     char digits[24];
     int n = 0;
     do {
@@ -78,15 +70,7 @@ static int put_index(Buffer *b, Py_ssize_t value, int width) {
     return put(b, digits + sizeof(digits) - n, n);
 }
 
-#define PUT_LITERAL(b, s) put((b), (s), (Py_ssize_t)sizeof(s) - 1)
-
-/* Values' texts in orjson's output of the list: value k is text[at[k] .. at[k] + len[k]). */
-typedef struct {
-    const char *text;
-    Py_ssize_t *at, *len;
-} Values;
-
-static int put_value(Buffer *b, const Values *v, Py_ssize_t k) {
+int put_value(Buffer *b, const Values *v, Py_ssize_t k) {
     return put(b, v->text + v->at[k], v->len[k]);
 }
 
@@ -100,8 +84,7 @@ static Py_ssize_t value_end(const char *text, Py_ssize_t size, Py_ssize_t k) {
     return k;
 }
 
-/* Cut the serialised list into its values; -1 (ValueError) when it has not `count`. */
-static int split_values(Values *v, const char *text, Py_ssize_t size, Py_ssize_t count) {
+int split_values(Values *v, const char *text, Py_ssize_t size, Py_ssize_t count) {
     v->text = text;
     if (size < 2 || text[0] != '[' || text[size - 1] != ']') goto malformed;
     Py_ssize_t inner = size - 1, k = 1;

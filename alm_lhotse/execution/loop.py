@@ -23,6 +23,7 @@ from alm_lhotse.execution.partitions import FileSlice, iter_slice_lines
 from alm_lhotse.outputs.registry import WINDOWS, ProcessedEntry
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, FINAL_NAMES, SUMMARY_PART, Sinks
 from alm_lhotse.reading.reader import EntryHook, ManifestLine, parse_entry
+from alm_lhotse.report.tally import add_entry, merge_breakdowns, new_breakdown
 from alm_lhotse.storage import concatenate, publish, temp_name
 
 
@@ -41,6 +42,7 @@ class Counts:
     overlapping_segment_entries: int = 0
     duplicate_window_entries: int = 0
     filtered_durs: list = field(default_factory=list)
+    breakdown: dict = field(default_factory=new_breakdown)
     timings: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -123,6 +125,7 @@ def _count(counts: Counts, entry: dict[str, Any], result: Optional[EntryResult])
         counts.filtered_durs.append(result.filtered_dur)
         counts.low_sample_rate_entries += built.low_sample_rate
         counts.duplicate_window_entries += len(set(result.spans)) < len(result.spans)
+        add_entry(counts.breakdown, entry, result)
     counts.entries += 1
     unsorted, overlapping = segment_order(entry["segments"])
     counts.unsorted_entries += unsorted
@@ -162,16 +165,20 @@ def merge_counts(parts: Iterable[Counts]) -> dict[str, Any]:
     total: dict[str, Any] = {}
     durs: list = []
     timings: dict[str, float] = {}
+    breakdowns = []
     for c in parts:
         for k, v in c.to_dict().items():
             if k == "filtered_durs":
                 durs.extend(v)
+            elif k == "breakdown":
+                breakdowns.append(v)
             elif k == "timings":
                 for tk, tv in v.items():
                     timings[tk] = timings.get(tk, 0.0) + tv
             else:
                 total[k] = total.get(k, 0) + v
     total["filtered_dur"] = sum(durs)
+    total["breakdown"] = merge_breakdowns(breakdowns)
     total["timings"] = timings
     return total
 

@@ -199,15 +199,17 @@ def _cut_dict(window: Window, sups: list[dict[str, Any]], rec: dict[str, Any], a
     }
 
 
-def _window_supervisions(window: Window, segments: list[dict[str, Any]], rec_id: str) -> list[dict[str, Any]]:
-    """A window's supervisions in its frame, in its segments' order."""
-    shift = window.start
-    sups = [
-        supervision_dict(segments[i], rec_id, i, shift)
-        for i in range(window.first, window.stop)
-        if segments[i]["end"] > segments[i]["start"]
-    ]
+def window_pieces(window: Window, segments: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any]]]:
+    """The segments a window's cut holds, with their indices, in the window's order:
+    its positive-length segments and its truncated part (index ``stop``), if that is not
+    zero-length. The cuts and the NeMo manifest both take a window's turns from here."""
+    pieces = [(i, segments[i]) for i in range(window.first, window.stop) if segments[i]["end"] > segments[i]["start"]]
     part = window.part
     if part is not None and part["end"] > part["start"]:
-        sups.append(supervision_dict(part, rec_id, window.stop, shift))
-    return sups
+        pieces.append((window.stop, part))
+    return pieces
+
+
+def _window_supervisions(window: Window, segments: list[dict[str, Any]], rec_id: str) -> list[dict[str, Any]]:
+    """A window's supervisions in its frame, in its segments' order."""
+    return [supervision_dict(seg, rec_id, i, window.start) for i, seg in window_pieces(window, segments)]

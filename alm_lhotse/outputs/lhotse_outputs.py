@@ -13,19 +13,20 @@ from alm_lhotse.outputs.lhotse_manifests import lhotse_lines, recording_dict, re
 from alm_lhotse.outputs.registry import CONVERSION, WINDOWS, Output, ProcessedEntry, Target
 
 
-def _recording(p: ProcessedEntry) -> dict:
+def entry_recording(p: ProcessedEntry) -> dict:
+    """The entry's recording dict, made once per entry (``p.shared("recording", ...)``)."""
     return recording_dict(p.entry, recording_id(p.entry["audio_filepath"], p.origin))
 
 
 def _lines(p: ProcessedEntry) -> tuple[bytes, bytes]:
     """The entry's supervision lines and cut lines, each empty where its output is not wanted."""
     windows = p.result.kept_windows if p.wants(CUTS) and p.result is not None else []
-    rec = p.shared("recording", _recording)
+    rec = p.shared("recording", entry_recording)
     return lhotse_lines(p.segments, rec, p.entry["audio_filepath"], windows, p.wants(SUPERVISIONS))
 
 
 def _write_recording(target: Target, p: ProcessedEntry) -> None:
-    target.write(orjson.dumps(p.shared("recording", _recording), option=orjson.OPT_APPEND_NEWLINE))
+    target.write(orjson.dumps(p.shared("recording", entry_recording), option=orjson.OPT_APPEND_NEWLINE))
 
 
 def _write_supervisions(target: Target, p: ProcessedEntry) -> None:

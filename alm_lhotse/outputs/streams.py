@@ -11,10 +11,11 @@ from typing import IO, Mapping, Sequence
 
 from alm_lhotse.outputs.compat import COMPAT
 from alm_lhotse.outputs.lhotse_outputs import CUTS, RECORDINGS, SUPERVISIONS
+from alm_lhotse.outputs.nemo_manifest import NEMO
 from alm_lhotse.outputs.registry import CONVERSION, WINDOWS, GzipWriter, Output, Target
 from alm_lhotse.outputs.rejects import REJECTS
 
-OUTPUTS: tuple[Output, ...] = (COMPAT, REJECTS, RECORDINGS, SUPERVISIONS, CUTS)
+OUTPUTS: tuple[Output, ...] = (COMPAT, REJECTS, RECORDINGS, SUPERVISIONS, CUTS, NEMO)
 
 # Each output's part-file name is its key (the ``*_PART`` names and the streams).
 STREAMS = tuple(o.name for o in OUTPUTS)
