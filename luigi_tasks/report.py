@@ -7,7 +7,7 @@ from typing import Any
 
 from alm_lhotse.outputs.streams import FINAL_NAMES
 from alm_lhotse.report.page import REPORT_FILE
-from alm_lhotse.report.tally import new_breakdown
+from alm_lhotse.report.tally import merge_breakdowns
 
 COUNT_KEYS = (
     "entries",
@@ -42,7 +42,7 @@ def build_summary(
     summary["fingerprint"] = plan["fingerprint"]
     summary["parameters"] = parameters
     summary["outputs"] = sorted(FINAL_NAMES.values())
-    summary["breakdown"] = totals.get("breakdown", new_breakdown())
+    summary["breakdown"] = totals.get("breakdown") or merge_breakdowns([])
     summary["timings"] = {
         "discovery_s": plan["discovery_s"],
         "read_convert_s": stage.get("read_parse_s", 0.0),

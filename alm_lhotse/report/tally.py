@@ -7,6 +7,9 @@ breakdown under ``"breakdown"`` and the report draws nothing else. Its size is b
 histogram bins are whole seconds between the window bounds, and only the
 ``TOP_RECORDINGS`` recordings that lost the most are kept.
 
+Durations are summed exactly (as partial sums, rounded once at the end), so they do
+not depend on how the input was cut into partitions or in which order they merge.
+
 Loss durations use the reference's own measures. The builder's reasons are its
 ``dur_lost_*`` statistics: the duration of each segment whose window was rejected (every
 segment starts one candidate window, so these never count a second twice). The overlap
@@ -37,11 +40,29 @@ TOP_RECORDINGS = 20
 TOP_FIELDS = ("lost_s", "audio_filepath", "speech_s", "kept_s", "windows", "kept_windows")
 
 
+def _add(partials: list[float], x: float) -> None:
+    """Add ``x`` to the exact sum held as non-overlapping ``partials`` (Shewchuk's
+    algorithm, the one behind ``math.fsum``), in place."""
+    kept = 0
+    for y in partials:
+        if abs(x) < abs(y):
+            x, y = y, x
+        high = x + y
+        low = y - (high - x)
+        if low:
+            partials[kept] = low
+            kept += 1
+        x = high
+    del partials[kept:]
+    partials.append(x)
+
+
 def new_breakdown() -> dict[str, Any]:
+    """A partition's breakdown; its durations are lists of partial sums (see ``_add``)."""
     return {
-        "speech_dur": 0.0,
-        "windows_dur": 0.0,
-        "lost_dur": {name: 0.0 for name in REASONS},
+        "speech_dur": [],
+        "windows_dur": [],
+        "lost_dur": {name: [] for name in REASONS},
         "lost_segments": {name: 0 for _, name in BUILDER_REASONS},
         "kept_durations": {},
         "speakers_per_window": {},
@@ -55,12 +76,11 @@ def add_entry(b: dict[str, Any], entry: dict[str, Any], result: Any) -> None:
     stats = result.built.stats
     lost_dur, lost_segments = b["lost_dur"], b["lost_segments"]
     for stat, name in BUILDER_REASONS:
-        lost_dur[name] += stats["dur_" + stat]
+        _add(lost_dur[name], stats["dur_" + stat])
         lost_segments[name] += stats[stat]
-    dropped = result.total_dur_window - result.filtered_dur
-    lost_dur[OVERLAP] += dropped
-    b["speech_dur"] += stats["total_dur"]
-    b["windows_dur"] += result.total_dur_window
+    _add(lost_dur[OVERLAP], result.total_dur_window - result.filtered_dur)
+    _add(b["speech_dur"], stats["total_dur"])
+    _add(b["windows_dur"], result.total_dur_window)
     durations, speakers = b["kept_durations"], b["speakers_per_window"]
     kept = result.kept_windows
     for w in kept:
@@ -83,18 +103,27 @@ def _rank(row: list) -> tuple:
 
 
 def merge_breakdowns(parts: Iterable[Optional[dict[str, Any]]]) -> dict[str, Any]:
-    """Partitions' breakdowns summed in order; bins sorted by value, the top list cut again."""
+    """Partitions' breakdowns summed (durations exactly, then rounded once), bins sorted by
+    value, the top list cut again: what ``summary.json`` holds."""
     total = new_breakdown()
     for b in parts:
         if not b:
             continue
-        for key in ("speech_dur", "windows_dur", "truncated_windows"):
-            total[key] += b[key]
-        for key in ("lost_dur", "lost_segments", "kept_durations", "speakers_per_window"):
+        for key in ("speech_dur", "windows_dur"):
+            for x in b[key]:
+                _add(total[key], x)
+        for name, partials in b["lost_dur"].items():
+            for x in partials:
+                _add(total["lost_dur"][name], x)
+        total["truncated_windows"] += b["truncated_windows"]
+        for key in ("lost_segments", "kept_durations", "speakers_per_window"):
             into = total[key]
             for k, v in b[key].items():
                 into[k] = into.get(k, 0) + v
         total["top_lost"].extend(b["top_lost"])
+    for key in ("speech_dur", "windows_dur"):
+        total[key] = math.fsum(total[key])
+    total["lost_dur"] = {name: math.fsum(partials) for name, partials in total["lost_dur"].items()}
     for key in ("kept_durations", "speakers_per_window"):
         total[key] = {k: total[key][k] for k in sorted(total[key], key=int)}
     total["top_lost"] = sorted(total["top_lost"], key=_rank)[:TOP_RECORDINGS]
