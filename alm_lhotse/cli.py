@@ -21,6 +21,7 @@ from lhotse.bin.modes.shar import shar
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
 from alm_lhotse.config import PARAMETERS
 from alm_lhotse.errors import ManifestError
+from alm_lhotse.fs import is_url
 from alm_lhotse.params import BOOL, CHOICE, Param, ParamError
 from alm_lhotse.recipe import (
     OVERLAP_OPTIONS,
@@ -62,8 +63,18 @@ def _declared_options(command: Callable) -> Callable:
     return command
 
 
+class ManifestLocation(click.ParamType):
+    """A manifest path that must exist, or a URL (``s3://...``), checked when read."""
+
+    name = "path_or_url"
+    _local = click.Path(exists=True, path_type=Path)
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        return value if is_url(value) else self._local.convert(value, param, ctx)
+
+
 @prepare.command(context_settings=dict(show_default=True))
-@click.argument("manifest_path", type=click.Path(exists=True, path_type=Path))
+@click.argument("manifest_path", type=ManifestLocation())
 @click.argument("output_dir", type=click.Path(path_type=Path))
 @_declared_options
 @click.option("-j", "--num-jobs", type=int, default=1, help="Worker processes.")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from alm_lhotse.errors import ManifestError
+from alm_lhotse.fs import is_url, open_url
 from alm_lhotse.native import kernel
 from alm_lhotse.reading.reader import (
     _GZIP_MAGIC,
@@ -41,7 +42,7 @@ class FileSlice:
 
 
 def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as f:
+    with open_url(path) as f:
         return f.read(2) == _GZIP_MAGIC
 
 
@@ -76,7 +77,10 @@ def _line_starts(path: Path, step: int) -> list[tuple[int, int]]:
 
 def slice_lines(sl: FileSlice) -> Optional[int]:
     """Lines in a slice (blank ones included), for progress totals; None for a gzipped
-    file, whose lines are known only by decompressing it."""
+    file, whose lines are known only by decompressing it, or an object, which is
+    streamed only once)."""
+    if is_url(sl.path):
+        return None
     path = Path(sl.path)
     size = path.stat().st_size
     if size == 0:
@@ -88,13 +92,14 @@ def slice_lines(sl: FileSlice) -> Optional[int]:
 
 
 def file_slices(path: Path, origin: str, step: int) -> list[FileSlice]:
-    """One file as slices of about ``step`` bytes."""
+    """One file as slices of about ``step`` bytes (an object in object storage: one
+    slice, streamed by its partition task)."""
     try:
         size = path.stat().st_size
         gz = _is_gzip(path)
     except OSError as exc:
         raise ManifestError(str(path), None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
-    if gz or size <= step:
+    if gz or size <= step or is_url(path):
         return [FileSlice(str(path), 0, None, 1, origin)]
     cuts = _line_starts(path, step)
     stops = [c[0] for c in cuts[1:]] + [None]
@@ -139,7 +144,7 @@ def plan_partitions(
 def iter_slice_lines(sl: FileSlice) -> Iterator[ManifestLine]:
     """The non-blank lines of one slice, numbered as in the whole file."""
     if sl.start == 0 and sl.stop is None:
-        yield from iter_file_lines(Path(sl.path))
+        yield from iter_file_lines(sl.path if is_url(sl.path) else Path(sl.path))
         return
     number = sl.first_line
     try:
