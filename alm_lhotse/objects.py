@@ -37,10 +37,11 @@ def _fs(url: str) -> tuple[object, str]:
 
 @contextlib.contextmanager
 def _explained(url: str) -> Iterator[None]:
-    """Backend errors as one line naming the URL (FileNotFoundError stays itself)."""
+    """Backend errors as one line naming the URL (a missing object, or an existing one
+    refused by a conditional put, stays itself)."""
     try:
         yield
-    except (FileNotFoundError, StorageError):
+    except (FileNotFoundError, FileExistsError, StorageError):
         raise
     except Exception as exc:  # noqa: BLE001 - botocore, aiohttp, google errors alike
         raise describe(exc, url) from None

@@ -156,3 +156,24 @@ def test_cli_reads_a_manifest_url(s3: S3Server, tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["prepare", "alm", "s3://no-such-bucket-alm/in", str(tmp_path / "m")])
     assert missing.exit_code != 0 and "Error: s3://no-such-bucket-alm/in: no such bucket" in missing.output
     shutil.rmtree(tmp_path / "m", ignore_errors=True)
+
+
+def test_a_large_object_is_planned_like_the_same_file(s3: S3Server, tmp_path: Path) -> None:
+    """Objects are cut on the same line boundaries as local files (read once as a stream)."""
+    import random
+
+    from alm_lhotse.execution.partitions import plan_partitions
+
+    rng = random.Random(5)
+    bucket = s3.bucket()
+    for case in range(12):
+        lines = [b"x" * rng.randint(0, 300) for _ in range(rng.randint(1, 200))]
+        data = b"\n".join(lines) + (b"\n" if case % 2 else b"")
+        local = tmp_path / f"m{case}.jsonl"
+        local.write_bytes(data)
+        s3.filesystem().pipe_file(f"{bucket}/m{case}.jsonl", data)
+        remote = discover_manifests(f"s3://{bucket}/m{case}.jsonl")
+        for step in (1, 97, 1000):
+            got = [[(s.start, s.stop, s.first_line) for s in p] for p in plan_partitions(remote, step, None)]
+            want = [[(s.start, s.stop, s.first_line) for s in p] for p in plan_partitions([local], step, None)]
+            assert got == want, (case, step)

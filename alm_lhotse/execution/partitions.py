@@ -75,6 +75,27 @@ def _line_starts(path: Path, step: int) -> list[tuple[int, int]]:
     return cuts
 
 
+def _line_starts_streamed(path: str, step: int) -> list[tuple[int, int]]:
+    """``_line_starts`` for an object, read once as a stream (bounded memory): the same
+    cuts, so a plan does not depend on where the manifest is stored."""
+    cuts = [(0, 1)]
+    line = 0
+    end = 0
+    target = step
+    cut_pending = False
+    with open_url(path) as f:
+        for raw in f:
+            if cut_pending:
+                cuts.append((end, line + 1))
+                cut_pending = False
+            line += 1
+            end += len(raw)
+            if end - 1 >= target and raw.endswith(b"\n"):
+                cut_pending = True
+                target = end + step
+    return cuts
+
+
 def slice_lines(sl: FileSlice) -> Optional[int]:
     """Lines in a slice (blank ones included), for progress totals; None for a gzipped
     file, whose lines are known only by decompressing it, or an object, which is
@@ -92,16 +113,15 @@ def slice_lines(sl: FileSlice) -> Optional[int]:
 
 
 def file_slices(path: Path, origin: str, step: int) -> list[FileSlice]:
-    """One file as slices of about ``step`` bytes (an object in object storage: one
-    slice, streamed by its partition task)."""
+    """One file as slices of about ``step`` bytes."""
     try:
         size = path.stat().st_size
         gz = _is_gzip(path)
     except OSError as exc:
         raise ManifestError(str(path), None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
-    if gz or size <= step or is_url(path):
+    if gz or size <= step:
         return [FileSlice(str(path), 0, None, 1, origin)]
-    cuts = _line_starts(path, step)
+    cuts = _line_starts_streamed(path, step) if is_url(path) else _line_starts(path, step)
     stops = [c[0] for c in cuts[1:]] + [None]
     return [FileSlice(str(path), start, stop, line, origin) for (start, line), stop in zip(cuts, stops)]
 
@@ -148,7 +168,7 @@ def iter_slice_lines(sl: FileSlice) -> Iterator[ManifestLine]:
         return
     number = sl.first_line
     try:
-        with open(sl.path, "rb") as f:
+        with open_url(sl.path) as f:
             f.seek(sl.start)
             pos = sl.start
             for line in f:
