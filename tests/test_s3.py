@@ -39,7 +39,7 @@ def upload_tree(server: S3Server, local: Path, url: str) -> None:
 
 def download(server: S3Server, url: str, local: Path) -> Path:
     store = server.filesystem()
-    for name in [*FINAL_FILES, "summary.json"]:
+    for name in [*FINAL_FILES, "summary.json" if store.exists(f"{url.split('://', 1)[1]}/summary.json") else "prepare_summary.json"]:
         target = local / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(store.cat_file(f"{url.split('://', 1)[1]}/{name}"))
@@ -156,6 +156,12 @@ def test_cli_reads_a_manifest_url(s3: S3Server, tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["prepare", "alm", "s3://no-such-bucket-alm/in", str(tmp_path / "m")])
     assert missing.exit_code != 0 and "Error: s3://no-such-bucket-alm/in: no such bucket" in missing.output
     shutil.rmtree(tmp_path / "m", ignore_errors=True)
+    out = f"s3://{bucket}/cli-out"
+    to_s3 = runner.invoke(cli, ["prepare", "alm", "-j", "2", f"s3://{bucket}/in", out, "--storage-options", "{}"])
+    assert to_s3.exit_code == 0 and f"in {out}" in to_s3.output, to_s3.output
+    assert final_bytes(download(s3, out, tmp_path / "o")) == final_bytes(tmp_path / "l")
+    bad = runner.invoke(cli, ["prepare", "alm", str(local), out, "--storage-options", "nope"])
+    assert bad.exit_code != 0 and "Error: storage options: not valid JSON" in bad.output
 
 
 def test_a_large_object_is_planned_like_the_same_file(s3: S3Server, tmp_path: Path) -> None:
