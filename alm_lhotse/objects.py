@@ -124,12 +124,9 @@ def upload_checkpoint(local_dir: Path, loc: str, marker: str) -> None:
     """Upload a finished local checkpoint directory under the prefix ``loc``, its
     ``marker`` file last: the checkpoint counts as complete only once the marker is
     there. Rewriting it (a concurrent worker, a resumed run) puts equal bytes."""
-    fs, path = _fs(loc)
     names = sorted(p.relative_to(local_dir).as_posix() for p in local_dir.rglob("*") if p.is_file())
-    with _explained(loc):
-        for name in [n for n in names if n != marker] + [marker]:
-            fs.put_file(str(local_dir / name), f"{path}/{name}")
-    fs.invalidate_cache()
+    for name in [n for n in names if n != marker] + [marker]:
+        upload_file(local_dir / name, f"{loc}/{name}")
 
 
 @contextlib.contextmanager
@@ -151,8 +148,15 @@ def object_writer(loc: str) -> Iterator[object]:
 
 
 def concatenate_into(sources: Sequence[Location], target: str) -> None:
-    """Write the concatenation of ``sources`` as the object ``target``, streamed through
-    a bounded buffer (gzip members concatenate into valid gzip)."""
+    """Write the concatenation of ``sources`` as the object ``target`` (gzip members
+    concatenate into valid gzip): on S3, from objects of the same store, with
+    server-side copies (``_compose_s3``); else streamed through a bounded buffer."""
+    fs, _ = _fs(target)
+    if hasattr(fs, "call_s3") and sources and all(is_url(s) and _fs(s)[0] is fs for s in sources):
+        with _explained(target):
+            _compose_s3(fs, [str(s) for s in sources], target)
+        fs.invalidate_cache()
+        return
     with object_writer(target) as out:
         for source in sources:
             with _open_source(source) as src:
@@ -161,6 +165,59 @@ def concatenate_into(sources: Sequence[Location], target: str) -> None:
                     if not block:
                         break
                     out.write(block)
+
+
+MIN_PART = 5 << 20  # S3's smallest part but the last
+MAX_COPY = 4 << 30  # below S3's largest part (5 GiB)
+
+
+def _compose_s3(fs, sources: list[str], target: str) -> None:  # noqa: ANN001 - an s3fs filesystem
+    """One multipart upload whose parts are server-side copies (``UploadPartCopy``) of
+    every source large enough to be a part, so the merge's bulk never passes through
+    this process; smaller sources are read and sent as parts of at least 5 MiB (what S3
+    requires of every part but the last). Completed last, aborted on any failure."""
+    bucket, key, _ = fs.split_path(target)
+    sizes = [fs.info(src)["size"] for src in sources]
+    upload = fs.call_s3("create_multipart_upload", Bucket=bucket, Key=key)["UploadId"]
+    where = {"Bucket": bucket, "Key": key, "UploadId": upload}
+    parts: list[dict[str, object]] = []
+    pending = bytearray()
+
+    def send() -> None:
+        number = len(parts) + 1
+        reply = fs.call_s3("upload_part", PartNumber=number, Body=bytes(pending), **where)
+        parts.append({"PartNumber": number, "ETag": reply["ETag"]})
+        pending.clear()
+
+    try:
+        for src, size in zip(sources, sizes):
+            fill = max(0, MIN_PART - len(pending)) if pending else 0
+            if size - fill < MIN_PART:
+                with fs.open(src, "rb", block_size=COPY_BLOCK, cache_type="none") as handle:
+                    while block := handle.read(COPY_BLOCK):
+                        pending += block
+                        if len(pending) >= COPY_BLOCK:
+                            send()
+                continue
+            if pending:
+                pending += fs.cat_file(src, start=0, end=fill)
+                send()
+            src_bucket, src_key, _ = fs.split_path(src)
+            for start in range(fill, size, MAX_COPY):
+                stop = min(size, start + MAX_COPY) if size - start - MAX_COPY >= MIN_PART else size
+                number = len(parts) + 1
+                reply = fs.call_s3("upload_part_copy", PartNumber=number, CopySource={"Bucket": src_bucket, "Key": src_key},
+                                   CopySourceRange=f"bytes={start}-{stop - 1}", **where)
+                parts.append({"PartNumber": number, "ETag": reply["CopyPartResult"]["ETag"]})
+                if stop == size:
+                    break
+        if pending or not parts:
+            send()
+        fs.call_s3("complete_multipart_upload", MultipartUpload={"Parts": parts}, **where)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.call_s3("abort_multipart_upload", **where)
+        raise
 
 
 def _open_source(source: Location):
@@ -172,7 +229,8 @@ def _open_source(source: Location):
 
 
 def upload_file(local: Path, target: str) -> None:
-    """Upload a local file as one object, appearing only when complete."""
+    """Upload a local file as one object, appearing only when complete, through the
+    same bounded buffer as any copy (whole-file uploads buffer up to 100 MiB)."""
     concatenate_into([local], target)
 
 

@@ -183,3 +183,27 @@ def test_a_large_object_is_planned_like_the_same_file(s3: S3Server, tmp_path: Pa
             got = [[(s.start, s.stop, s.first_line) for s in p] for p in plan_partitions(remote, step, None)]
             want = [[(s.start, s.stop, s.first_line) for s in p] for p in plan_partitions([local], step, None)]
             assert got == want, (case, step)
+
+
+@pytest.mark.parametrize("sizes", [[0], [10, 20], [6 << 20, 10, 7 << 20], [1 << 20, 6 << 20, 3 << 20, 12 << 20, 100, 5 << 20]])
+def test_objects_concatenate_by_server_side_copy_or_streaming(s3: S3Server, tmp_path: Path, sizes: list[int]) -> None:
+    """The merge's concatenation: large parts copied by the store, small ones batched
+    into parts of at least 5 MiB; from local files, streamed. Equal bytes either way."""
+    import random
+
+    from alm_lhotse import objects
+
+    bucket = s3.bucket()
+    rng = random.Random(len(sizes))
+    datas = [rng.randbytes(size) for size in sizes]
+    sources = []
+    for i, data in enumerate(datas):
+        s3.filesystem().pipe_file(f"{bucket}/part{i}", data)
+        sources.append(f"s3://{bucket}/part{i}")
+        (tmp_path / f"part{i}").write_bytes(data)
+    objects.concatenate_into(sources, f"s3://{bucket}/out/copied")
+    objects.concatenate_into([tmp_path / f"part{i}" for i in range(len(sizes))], f"s3://{bucket}/out/streamed")
+    store = s3.filesystem()
+    assert store.cat_file(f"{bucket}/out/copied") == b"".join(datas)
+    assert store.cat_file(f"{bucket}/out/streamed") == b"".join(datas)
+    assert not store.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads")
