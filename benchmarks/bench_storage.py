@@ -33,18 +33,20 @@ _MEASURE = (
     "import resource, subprocess, sys, time; t = time.perf_counter(); rc = subprocess.run(sys.argv[1:], "
     "stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True); w = time.perf_counter() - t; "
     "sys.stderr.write(rc.stderr[-3000:] if rc.returncode else ''); "
-    "print(w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(rc.returncode)"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+    "print(w, u.ru_utime + u.ru_stime, u.ru_maxrss); sys.exit(rc.returncode)"
 )
 
 
-def run(code: Path, args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(wall s, peak RSS MiB) of one luigi process with ``code`` first on the path."""
+def run(code: Path, args: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, float]:
+    """(wall s, CPU s of its process tree, peak RSS MiB) of one luigi process with
+    ``code`` first on the path (the S3 server's own CPU is not counted)."""
     cmd = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "luigi", "--module", "luigi_tasks", *args]
     proc = subprocess.run(cmd, cwd=cwd, env={**env, "PYTHONPATH": str(code)}, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"luigi exited {proc.returncode}\n{proc.stderr[-4000:]}")
-    wall, rss_kib = proc.stdout.split()
-    return float(wall), int(rss_kib) / 1024
+    wall, cpu, rss_kib = proc.stdout.split()
+    return float(wall), float(cpu), int(rss_kib) / 1024
 
 
 def start_moto() -> tuple[subprocess.Popen, str]:
@@ -62,10 +64,10 @@ def start_moto() -> tuple[subprocess.Popen, str]:
     sys.exit("moto_server did not start")
 
 
-def show(label: str, figures: list[tuple[float, float]]) -> None:
-    walls = ", ".join(f"{w:.2f}" for w, _ in figures)
-    print(f"{label:34s} median {statistics.median(w for w, _ in figures):6.2f} s  ({walls})   "
-          f"peak RSS {max(r for _, r in figures):5.0f} MiB")
+def show(label: str, figures: list[tuple[float, float, float]]) -> None:
+    walls = ", ".join(f"{w:.2f}" for w, _, _ in figures)
+    print(f"{label:26s} wall median {statistics.median(w for w, _, _ in figures):6.2f} s ({walls})  "
+          f"CPU median {statistics.median(c for _, c, _ in figures):6.2f} s  peak RSS {max(r for *_, r in figures):4.0f} MiB")
 
 
 @click.command()
@@ -98,7 +100,7 @@ def main(entries: int, workers: int, rounds: int, old: Optional[Path], endpoint:
             print(f"{entries} entries, {inp.stat().st_size / 2**20:.0f} MiB of input, --workers {workers}, "
                   f"{rounds} rounds, cpus {os.cpu_count()}")
             trees = [("old", old), ("new", ROOT)] if old else [("new", ROOT)]
-            figures: dict[str, list[tuple[float, float]]] = {}
+            figures: dict[str, list[tuple[float, float, float]]] = {}
             for i in range(rounds):
                 jobs = [(f"local -> local ({name})", code, str(inp), str(tmp_path / f"{name}{i}")) for name, code in trees]
                 jobs += [

@@ -112,10 +112,11 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
         """Outputs exist and were made from these inputs and parameters."""
         try:
             key = self.job_key
+            marker = read_marker(self.final_dir)  # a URL's store may be unreachable
         except (ValueError, PipelineError) as exc:  # bad input path or parameter: say it plainly
             print(f"ERROR: {exc}", file=sys.stderr)
             raise
-        if read_marker(self.final_dir).get("job_key") != key:
+        if marker.get("job_key") != key:
             return False
         return all(t.exists() for t in self.output().values())
 

@@ -116,6 +116,7 @@ def test_storage_options_from_the_parameter_and_the_cfg_section(s3: S3Server, tm
         ("manifest_key", "no such object or prefix"),
         ("output_bucket", "is not writable: no such bucket"),
         ("endpoint", "endpoint unreachable"),
+        ("output_endpoint", "endpoint unreachable"),
         ("options", "storage options: must be a JSON object"),
     ],
 )
@@ -129,8 +130,11 @@ def test_errors_name_the_url_and_the_reason(s3: S3Server, tmp_path: Path, where:
         manifest = f"s3://{bucket}/nothing/here.jsonl"
     elif where == "output_bucket":
         out = "s3://no-such-bucket-alm/out"
-    elif where == "endpoint":
+    elif where.endswith("endpoint"):
         env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+        if where == "output_endpoint":
+            manifest = str(tmp_path / "a.jsonl")
+            (tmp_path / "a.jsonl").write_text(json.dumps(sample_entries()[0]) + "\n")
     else:
         extra = ["--storage-options", "[1, 2]"]
     proc = run_luigi("--manifest-path", manifest, "--output-dir", out, *extra, cwd=tmp_path, env=env, expect=35)
