@@ -21,7 +21,7 @@ from lhotse.bin.modes.shar import shar
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
 from alm_lhotse.config import PARAMETERS
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.fs import is_url, join, parse_options
+from alm_lhotse.fs import is_url, join, local_path, parse_options
 from alm_lhotse.params import BOOL, CHOICE, Param, ParamError
 from alm_lhotse.recipe import (
     OVERLAP_OPTIONS,
@@ -72,7 +72,7 @@ class PathOrUrl(click.ParamType):
         self._local = click.Path(exists=exists, path_type=Path)
 
     def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
-        return value if is_url(value) else self._local.convert(value, param, ctx)
+        return value if is_url(value) else self._local.convert(local_path(value), param, ctx)
 
 
 @prepare.command(context_settings=dict(show_default=True))

@@ -44,15 +44,20 @@ def is_url(location: Any) -> bool:
     return match is not None and match.group(1).lower() not in _LOCAL_SCHEMES
 
 
+def local_path(text: Union[str, os.PathLike]) -> Union[str, bytes]:
+    """A local path as given, or the path of a ``file://`` URL."""
+    raw = os.fspath(text)
+    if isinstance(raw, str) and _SCHEME.match(raw):
+        return raw.split("://", 1)[1]
+    return raw
+
+
 def location(text: Union[str, os.PathLike]) -> Location:
     """A location as the pipeline keys it: a URL without trailing slashes, or an
     absolute ``Path`` (``file://`` URLs included)."""
     if is_url(text):
         return str(text).rstrip("/")
-    raw = os.fspath(text)
-    if isinstance(raw, str) and _SCHEME.match(raw):
-        raw = raw.split("://", 1)[1]
-    return Path(os.path.abspath(raw))
+    return Path(os.path.abspath(local_path(text)))
 
 
 def join(base: Location, *names: str) -> Location:

@@ -211,3 +211,11 @@ def test_objects_concatenate_by_server_side_copy_or_streaming(s3: S3Server, tmp_
     assert store.cat_file(f"{bucket}/out/copied") == b"".join(datas)
     assert store.cat_file(f"{bucket}/out/streamed") == b"".join(datas)
     assert not store.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads")
+
+
+def test_file_urls_are_local_paths(tmp_path: Path) -> None:
+    local = sample_tree(tmp_path / "in")
+    assert discover_manifests(f"file://{local}") == discover_manifests(local)
+    run_luigi("--manifest-path", f"file://{local}", "--output-dir", f"file://{tmp_path}/u", cwd=tmp_path)
+    run_luigi("--manifest-path", str(local), "--output-dir", "p", cwd=tmp_path)
+    assert final_bytes(tmp_path / "u") == final_bytes(tmp_path / "p")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 from alm_lhotse.errors import ManifestError
-from alm_lhotse.fs import RemoteFile, describe, filesystem, is_url
+from alm_lhotse.fs import RemoteFile, describe, filesystem, is_url, local_path
 from alm_lhotse.storage import LOCK_NAME
 
 PathLike = Union[str, os.PathLike]
@@ -139,7 +139,7 @@ def discover_manifests(paths: ManifestPaths, exclude: Iterable[PathLike] = ()) -
         if is_url(raw):
             files.extend(_remote_manifests(str(raw).rstrip("/"), [str(p) for p in exclude if is_url(p)]))
             continue
-        path = Path(raw)
+        path = Path(local_path(raw))
         if path.is_dir():
             if _dir_key(path) in excluded:
                 reason = "is the output directory too, whose outputs would be read back as inputs: write them elsewhere"
