@@ -11,6 +11,7 @@ What object stores can do instead of rename and flock is in ``alm_lhotse.objects
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import re
@@ -144,7 +145,7 @@ def stat_of(info: Mapping[str, Any]) -> ObjectStat:
         version = int(modified * 1_000_000_000)
     else:
         tag = str(info.get("ETag") or info.get("etag") or info.get("md5Hash") or "")
-        version = int.from_bytes(tag.encode()[:8].ljust(8, b"\0"), "big")
+        version = int.from_bytes(hashlib.sha256(tag.encode()).digest()[:7], "big")
     return ObjectStat(int(info.get("size") or 0), version)
 
 

@@ -31,10 +31,6 @@ LOCK_LEASE_S = 3600.0
 LOCK_POLL_S = 0.5
 
 
-def _fs(url: str) -> tuple[object, str]:
-    return filesystem(url)
-
-
 @contextlib.contextmanager
 def _explained(url: str) -> Iterator[None]:
     """Backend errors as one line naming the URL (a missing object, or an existing one
@@ -50,7 +46,7 @@ def _explained(url: str) -> Iterator[None]:
 def exists(loc: Location) -> bool:
     if not is_url(loc):
         return os.path.exists(loc)
-    fs, path = _fs(loc)
+    fs, path = filesystem(loc)
     with _explained(loc):
         return fs.exists(path)
 
@@ -59,7 +55,7 @@ def read_bytes(loc: Location) -> bytes:
     """The whole object or file; FileNotFoundError when there is none."""
     if not is_url(loc):
         return Path(loc).read_bytes()
-    fs, path = _fs(loc)
+    fs, path = filesystem(loc)
     with _explained(loc):
         return fs.cat_file(path)
 
@@ -69,7 +65,7 @@ def write_bytes(loc: Location, data: bytes) -> None:
     if not is_url(loc):
         storage.write_atomic(Path(loc), data)
         return
-    fs, path = _fs(loc)
+    fs, path = filesystem(loc)
     with _explained(loc):
         fs.pipe_file(path, data)
 
@@ -86,7 +82,7 @@ def create_once(loc: Location, data: bytes) -> bool:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         return True
-    fs, path = _fs(loc)
+    fs, path = filesystem(loc)
     try:
         with _explained(loc):
             fs.pipe_file(path, data, mode="create")
@@ -100,7 +96,7 @@ def remove(loc: Location) -> None:
     if not is_url(loc):
         storage.remove_tree(Path(loc))
         return
-    fs, path = _fs(loc)
+    fs, path = filesystem(loc)
     with contextlib.suppress(FileNotFoundError), _explained(loc):
         if fs.isdir(path):
             fs.rm(path, recursive=True)
@@ -113,7 +109,7 @@ def children(loc: Location) -> list[str]:
     """Names directly below a directory or prefix (none when it does not exist)."""
     if not is_url(loc):
         return sorted(os.listdir(loc)) if os.path.isdir(loc) else []
-    fs, path = _fs(loc)
+    fs, path = filesystem(loc)
     fs.invalidate_cache(path)
     with contextlib.suppress(FileNotFoundError), _explained(loc):
         return sorted(p.rstrip("/").rsplit("/", 1)[-1] for p in fs.ls(path, detail=False))
@@ -134,7 +130,7 @@ def object_writer(loc: str) -> Iterator[object]:
     """A binary writer of an object that appears only when the block succeeds: a
     multipart upload completed on close (or one put for a small object), discarded when
     the block fails."""
-    fs, path = _fs(loc)
+    fs, path = filesystem(loc)
     with _explained(loc):
         handle = fs.open(path, "wb", block_size=COPY_BLOCK)
     try:
@@ -151,8 +147,8 @@ def concatenate_into(sources: Sequence[Location], target: str) -> None:
     """Write the concatenation of ``sources`` as the object ``target`` (gzip members
     concatenate into valid gzip): on S3, from objects of the same store, with
     server-side copies (``_compose_s3``); else streamed through a bounded buffer."""
-    fs, _ = _fs(target)
-    if hasattr(fs, "call_s3") and sources and all(is_url(s) and _fs(s)[0] is fs for s in sources):
+    fs, _ = filesystem(target)
+    if hasattr(fs, "call_s3") and sources and all(is_url(s) and filesystem(s)[0] is fs for s in sources):
         with _explained(target):
             _compose_s3(fs, [str(s) for s in sources], target)
         fs.invalidate_cache()
@@ -223,7 +219,7 @@ def _compose_s3(fs, sources: list[str], target: str) -> None:  # noqa: ANN001 - 
 def _open_source(source: Location):
     if not is_url(source):
         return open(source, "rb")
-    fs, path = _fs(source)
+    fs, path = filesystem(source)
     with _explained(source):
         return fs.open(path, "rb", block_size=COPY_BLOCK, cache_type="none")
 

@@ -219,3 +219,9 @@ def test_file_urls_are_local_paths(tmp_path: Path) -> None:
     run_luigi("--manifest-path", f"file://{local}", "--output-dir", f"file://{tmp_path}/u", cwd=tmp_path)
     run_luigi("--manifest-path", str(local), "--output-dir", "p", cwd=tmp_path)
     assert final_bytes(tmp_path / "u") == final_bytes(tmp_path / "p")
+
+
+def test_storage_errors_are_one_line_reasons() -> None:
+    assert fs.reason_of(FileNotFoundError("The specified bucket does not exist")) == "no such bucket"
+    assert fs.reason_of(PermissionError("Access Denied")) == "access denied (Access Denied)"
+    assert fs.reason_of(FileNotFoundError("bucket/key")) == "no such object or prefix"
