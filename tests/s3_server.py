@@ -73,10 +73,12 @@ def s3_server() -> Iterator[S3Server]:
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto_server did not start on port {port} (see {log.name})")
+                    log.flush()
+                    pytest.fail(f"moto_server did not start on port {port}: {Path(log.name).read_text()[-2000:]}")
                 time.sleep(0.1)
         yield S3Server(port)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
         log.close()
+        Path(log.name).unlink(missing_ok=True)
