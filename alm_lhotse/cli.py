@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import click
 import lhotse.bin.modes  # noqa: F401  (registers Lhotse's commands on the group)
@@ -21,6 +21,7 @@ from lhotse.bin.modes.shar import shar
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
 from alm_lhotse.config import PARAMETERS
 from alm_lhotse.errors import ManifestError, OutputError
+from alm_lhotse.fs import is_url, join, local_path, parse_options
 from alm_lhotse.params import BOOL, CHOICE, Param, ParamError
 from alm_lhotse.recipe import (
     OVERLAP_OPTIONS,
@@ -64,9 +65,21 @@ def _declared_options(command: Callable) -> Callable:
     return command
 
 
+class PathOrUrl(click.ParamType):
+    """A local path (one that must exist, for inputs), or a URL (``s3://...``)."""
+
+    name = "path_or_url"
+
+    def __init__(self, exists: bool) -> None:
+        self._local = click.Path(exists=exists, path_type=Path)
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        return value if is_url(value) else self._local.convert(local_path(value), param, ctx)
+
+
 @prepare.command(context_settings=dict(show_default=True))
-@click.argument("manifest_path", type=click.Path(exists=True, path_type=Path))
-@click.argument("output_dir", type=click.Path(path_type=Path))
+@click.argument("manifest_path", type=PathOrUrl(exists=True))
+@click.argument("output_dir", type=PathOrUrl(exists=False))
 @_declared_options
 @click.option("-j", "--num-jobs", type=int, default=1, help="Worker processes.")
 @click.option(
@@ -96,7 +109,10 @@ def _declared_options(command: Callable) -> Callable:
     default="[{speaker}]",
     help="How each speaker's turn starts in the whole transcript ({speaker} is replaced; empty: no tags).",
 )
-def alm(manifest_path: Path, output_dir: Path, transcript_view: bool, speaker_tag: str, **options: Any) -> None:
+@click.option("--storage-options", default="", help="fsspec options for URLs, as a JSON object.")
+def alm(
+    manifest_path: Union[Path, str], output_dir: Union[Path, str], transcript_view: bool, speaker_tag: str, **options: Any
+) -> None:
     """ALM training windows from diarized, transcribed conversation manifests.
 
     MANIFEST_PATH is a JSONL manifest (optionally gzipped) or a directory searched for them.
@@ -109,6 +125,7 @@ def alm(manifest_path: Path, output_dir: Path, transcript_view: bool, speaker_ta
     except ValueError as exc:  # what one option alone cannot check (min_speakers <= max_speakers)
         raise click.UsageError(str(exc)) from None
     try:
+        options["storage_options"] = parse_options(options["storage_options"])
         prepare_alm(manifest_path, output_dir, **options)
     except (ManifestError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -122,7 +139,12 @@ def alm(manifest_path: Path, output_dir: Path, transcript_view: bool, speaker_ta
         f"{summary['filtered_windows']} kept ({summary['filtered_dur']:.1f} s) in {output_dir}"
     )
     if summary["rejected"]:
-        click.echo(f"{summary['rejected']} lines rejected: see {output_dir / 'rejects.jsonl'}")
+        click.echo(f"{summary['rejected']} lines rejected: see {join(output_dir, 'rejects.jsonl')}")
+    if is_url(output_dir):
+        if transcript_view:
+            raise click.ClickException("--transcript-view needs a local OUTPUT_DIR (or use the pipeline's --transcript-view)")
+        click.echo(f"report: run lhotse-alm report on a local copy of {output_dir}")
+        return
     if transcript_view:
         _write_transcripts(output_dir, speaker_tag or None)
     click.echo(f"report: {_report(output_dir)}")
@@ -156,12 +178,13 @@ def report(output_dir: Path) -> None:
     click.echo(_report(output_dir))
 
 
-def _read_summary(output_dir: Path) -> dict[str, Any]:
+def _read_summary(output_dir: Union[Path, str]) -> dict[str, Any]:
     import orjson
 
+    from alm_lhotse.objects import read_bytes
     from alm_lhotse.recipe import RECIPE_SUMMARY
 
-    return orjson.loads((output_dir / RECIPE_SUMMARY).read_bytes())
+    return orjson.loads(read_bytes(join(output_dir, RECIPE_SUMMARY)))
 
 
 @shar.command("export-alm", context_settings=dict(show_default=True))

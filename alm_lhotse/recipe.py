@@ -38,6 +38,8 @@ from alm_lhotse.config import (
     WindowConfig,
 )
 from alm_lhotse.execution.runner import run_job
+from alm_lhotse.fs import configure, is_url
+from alm_lhotse.objects import upload_checkpoint
 from alm_lhotse.outputs.streams import (
     CUTS_PART,
     FINAL_NAMES,
@@ -175,6 +177,7 @@ def prepare_alm(
     estimate_bandwidth: bool = False,
     bandwidth_threshold_db: float = DEFAULT_THRESHOLD_DB,
     progress: bool = True,
+    storage_options: Optional[dict[str, Any]] = None,
     **window_and_overlap_options: Any,
 ) -> dict[str, dict[str, Any]]:
     """Turn conversation manifests into ALM training windows as Lhotse manifests.
@@ -183,7 +186,8 @@ def prepare_alm(
         recursively for manifests, or a list of either.
     :param output_dir: where to write ``alm_output.jsonl`` (NeMo Curator-compatible),
         ``rejects.jsonl``, ``prepare_summary.json`` and ``lhotse/alm_{recordings,supervisions,cuts_windows}_all.jsonl.gz``;
-        when None, nothing is kept on disk and the manifests are returned in memory.
+        when None, nothing is kept on disk and the manifests are returned in memory. A
+        URL (``s3://...``) gets the outputs uploaded when complete, the summary last.
     :param num_jobs: worker processes for the windowing.
     :param on_error: ``"fail"`` stops at the first bad line (file, line, field, reason);
         ``"skip"`` writes it to ``rejects.jsonl`` and goes on.
@@ -191,6 +195,7 @@ def prepare_alm(
         audio header when the file exists.
     :param estimate_bandwidth: estimate a missing segment ``metrics.bandwidth`` from the audio
         (see ``alm_lhotse.audio``).
+    :param storage_options: fsspec options for URLs (the reference's ``storage_options``).
     :param window_and_overlap_options: any field of ``WindowConfig`` and ``OverlapConfig``
         (docs/parameters.md); an invalid value raises ``ValueError`` before any work.
     :return: ``{"all": {"recordings": RecordingSet, "supervisions": SupervisionSet, "cuts": CutSet}}``;
@@ -201,10 +206,14 @@ def prepare_alm(
     hook = None
     if read_audio_headers or estimate_bandwidth:
         hook = AudioCompletion(read_audio_headers, estimate_bandwidth, bandwidth_threshold_db)
-    if output_dir is None:
+    if storage_options is not None:
+        configure(storage_options)
+    if output_dir is None or is_url(output_dir):
         with tempfile.TemporaryDirectory(prefix="alm-prepare-") as tmp:
             result = _prepare(manifest_path, Path(tmp), num_jobs, on_error, hook, wcfg, ocfg, progress)
             result[PART]["cuts"] = result[PART]["cuts"].to_eager()
+            if output_dir is not None:
+                upload_checkpoint(Path(tmp), str(output_dir).rstrip("/"), RECIPE_SUMMARY)
             return result
     return _prepare(manifest_path, Path(output_dir), num_jobs, on_error, hook, wcfg, ocfg, progress)
 

@@ -11,9 +11,12 @@ from typing import Any
 import luigi
 import orjson
 
+from alm_lhotse import objects
 from alm_lhotse.execution.partitions import DEFAULT_PARTITION_BYTES, plan_partitions
+from alm_lhotse.fs import join, location
 from alm_lhotse.reading.discovery import discover_manifests, listing_fingerprint
-from alm_lhotse.storage import key_of, write_atomic
+from alm_lhotse.storage import key_of
+from luigi_tasks.bucket import LocationTarget, StorageOptions
 from luigi_tasks.layout import DISCOVERY, work_dir
 from luigi_tasks.parameters import FORMAT_VERSION, PARTITION_BYTES, DeclaredParameter
 
@@ -38,7 +41,7 @@ def listing(manifest_path: str, output_dir: str) -> tuple[list[Path], str]:
     return files, key_of([manifest_path, [str(f) for f in files], listing_fingerprint(files)])
 
 
-class AlmDiscover(luigi.Task):
+class AlmDiscover(StorageOptions, luigi.Task):
     """The partition plan of the manifests under ``manifest_path``.
 
     The plan decides how many partition tasks exist, so the scheduler needs it while
@@ -47,8 +50,8 @@ class AlmDiscover(luigi.Task):
     parameters, or a no-op re-run, reuses it.
     """
 
-    manifest_path = luigi.Parameter(description="Absolute manifest file or directory.")
-    output_dir = luigi.Parameter(description="Absolute output directory.")
+    manifest_path = luigi.Parameter(description="Absolute manifest file or directory, or a URL.")
+    output_dir = luigi.Parameter(description="Absolute output directory, or a URL.")
     partition_bytes = DeclaredParameter(PARTITION_BYTES)
 
     @cached_property
@@ -63,18 +66,18 @@ class AlmDiscover(luigi.Task):
     def resolved_bytes(self) -> int:
         return self.partition_bytes or auto_partition_bytes(self._listing[0])
 
-    def output(self) -> luigi.LocalTarget:
+    def output(self) -> LocationTarget:
         name = f"{self.listing_key}-{self.resolved_bytes}.json"
-        return luigi.LocalTarget(str(work_dir(Path(self.output_dir)) / DISCOVERY / name))
+        return LocationTarget(join(work_dir(location(self.output_dir)), DISCOVERY, name))
 
     def run(self) -> None:
         self.plan()
 
     @cached_property
     def _plan(self) -> dict[str, Any]:
-        path = Path(self.output().path)
+        path = self.output().location
         try:
-            return orjson.loads(path.read_bytes())
+            return orjson.loads(objects.read_bytes(path))
         except (FileNotFoundError, orjson.JSONDecodeError):  # not planned yet, or emptied by a power loss
             pass
         started = time.perf_counter()
@@ -93,7 +96,7 @@ class AlmDiscover(luigi.Task):
             "partitions": [[asdict(sl) for sl in part] for part in partitions],
             "discovery_s": time.perf_counter() - started,
         }
-        write_atomic(path, orjson.dumps(plan))
+        objects.write_bytes(path, orjson.dumps(plan))
         return plan
 
     def plan(self) -> dict[str, Any]:

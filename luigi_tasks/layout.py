@@ -15,6 +15,11 @@
                              they finish (luigi_tasks.staging); the final outputs link them
     DIR/.work/publishing/    the next set of final outputs, written before it is published
 
+DIR may be a URL (``s3://bucket/prefix``): then the checkpoints live in the bucket as
+objects, a checkpoint counting as complete when its ``task.json`` (uploaded last) exists,
+the lock is an object made by a conditional put, and there is no staging (the merge
+streams the partitions' part objects into the final objects; ``luigi_tasks.bucket``).
+
 Every path under ``.work`` carries a hash of what determines its content, so a changed
 input or parameter never reuses stale work, while unchanged work (the plan, and the
 conversion when only window or overlap parameters change) is reused.
@@ -24,8 +29,9 @@ from __future__ import annotations
 
 import os
 import socket
-from pathlib import Path
 
+from alm_lhotse import objects
+from alm_lhotse.fs import Location, StorageError, is_url, join, reason_of
 from alm_lhotse.outputs.streams import FINAL_NAMES, SUMMARY_PART
 
 WORK_DIR = ".work"
@@ -42,18 +48,27 @@ class PipelineError(RuntimeError):
     """A problem with the run itself (output directory, concurrent runs), not the data."""
 
 
-def work_dir(final_dir: Path) -> Path:
-    return final_dir / WORK_DIR
+def work_dir(final_dir: Location) -> Location:
+    return join(final_dir, WORK_DIR)
 
 
-def final_files(final_dir: Path) -> list[Path]:
+def final_files(final_dir: Location) -> list[Location]:
     """Every final output of a job, the summary last (the marker is not an output)."""
-    return [final_dir / name for name in [*FINAL_NAMES.values(), SUMMARY]]
+    return [join(final_dir, name) for name in [*FINAL_NAMES.values(), SUMMARY]]
 
 
-def ensure_writable(directory: Path) -> None:
-    """Fail at scheduling time, with the reason, when DIR cannot hold outputs."""
-    probe = work_dir(directory) / f".probe-{socket.gethostname()}-{os.getpid()}"
+def ensure_writable(directory: Location) -> None:
+    """Fail at scheduling time, with the reason, when DIR cannot hold outputs (for a
+    URL: no such bucket, access denied, endpoint unreachable)."""
+    probe = join(work_dir(directory), f".probe-{socket.gethostname()}-{os.getpid()}")
+    if is_url(probe):
+        try:
+            objects.write_bytes(probe, b"")
+            objects.remove(probe)
+        except (StorageError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, StorageError) else reason_of(exc)
+            raise PipelineError(f"output directory {directory} is not writable: {reason}") from None
+        return
     try:
         probe.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")

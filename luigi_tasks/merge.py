@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from functools import cached_property
@@ -13,11 +12,14 @@ from typing import Any
 import luigi
 import orjson
 
+from alm_lhotse import objects
 from alm_lhotse.execution.loop import merge_parts
+from alm_lhotse.fs import Location, is_url, join, location
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES
 from alm_lhotse.report.page import write_report
 from alm_lhotse.sample import materialize_sample
 from alm_lhotse.storage import JOURNAL_NAME, dir_lock, finish_publishing, link_into, publish_set, remove_tree, write_atomic
+from luigi_tasks.bucket import LocationTarget, StorageOptions, merge_into_bucket
 from luigi_tasks.cleanup import keep_only, remove_dead_temps, remove_final_outputs, remove_stale_final_temps
 from luigi_tasks.discovery import AlmDiscover
 from luigi_tasks.layout import (
@@ -42,14 +44,14 @@ from luigi_tasks.report import build_summary, end_of_run_block
 logger = logging.getLogger("luigi-interface")
 
 
-def read_marker(final_dir: Path) -> dict[str, Any]:
+def read_marker(final_dir: Location) -> dict[str, Any]:
     try:
-        return orjson.loads((final_dir / MARKER).read_bytes())
+        return orjson.loads(objects.read_bytes(join(final_dir, MARKER)))
     except (OSError, orjson.JSONDecodeError):
         return {}
 
 
-class AlmWindows(AlmParameters, luigi.Task):
+class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
     """The main job: every final output in ``--output-dir``, in input order.
 
     Downstream tasks (e.g. Shar export) use ``final_dir``, ``cuts_path`` and ``job_key``
@@ -63,23 +65,29 @@ class AlmWindows(AlmParameters, luigi.Task):
     partition_bytes = DeclaredParameter(PARTITION_BYTES, significant=False)
 
     @property
-    def final_dir(self) -> Path:
-        return Path(os.path.abspath(self.output_dir))
+    def final_dir(self) -> Location:
+        """An absolute ``Path``, or a URL (``str``) for object storage."""
+        return location(self.output_dir)
 
     @property
-    def cuts_path(self) -> Path:
-        return self.final_dir / FINAL_NAMES[CUTS_PART]
+    def cuts_path(self) -> Location:
+        return join(self.final_dir, FINAL_NAMES[CUTS_PART])
 
     @cached_property
     def _manifest(self) -> str:
         """The absolute manifest path; the bundled sample, written out, when none is given."""
         if self.manifest_path:
-            return os.path.abspath(self.manifest_path)
+            return str(location(self.manifest_path))
+        if is_url(self.final_dir):
+            raise PipelineError("the bundled sample needs a local --output-dir: give --manifest-path with a URL output")
         ensure_writable(self.final_dir)
         return str(materialize_sample(self.final_dir / SAMPLE_DIR))
 
     def discovery(self) -> AlmDiscover:
-        return AlmDiscover(manifest_path=self._manifest, output_dir=str(self.final_dir), partition_bytes=self.partition_bytes)
+        return AlmDiscover(
+            manifest_path=self._manifest, output_dir=str(self.final_dir), partition_bytes=self.partition_bytes,
+            storage_options=self.storage_options,
+        )
 
     @property
     def job_key(self) -> str:
@@ -112,21 +120,27 @@ class AlmWindows(AlmParameters, luigi.Task):
     def output(self) -> dict[str, luigi.LocalTarget]:
         """The final outputs by stream name, and ``summary``."""
         names = [*(name.split(".")[0] for name in FINAL_NAMES), "summary"]
-        return {name: luigi.LocalTarget(str(path)) for name, path in zip(names, final_files(self.final_dir))}
+        target = LocationTarget if is_url(self.final_dir) else luigi.LocalTarget
+        return {name: target(str(path)) for name, path in zip(names, final_files(self.final_dir))}
 
     def complete(self) -> bool:
         """Outputs exist and were made from these inputs and parameters."""
         try:
             key = self.job_key
+            marker = read_marker(self.final_dir)  # a URL's store may be unreachable
         except (ValueError, PipelineError) as exc:  # bad input path or parameter: say it plainly
             print(f"ERROR: {exc}", file=sys.stderr)
             raise
-        if (self.final_dir / JOURNAL_NAME).exists() or read_marker(self.final_dir).get("job_key") != key:
+        if marker.get("job_key") != key or (not is_url(self.final_dir) and (self.final_dir / JOURNAL_NAME).exists()):
             return False
-        return all(os.path.exists(t.path) for t in self.output().values())
+        return all(t.exists() for t in self.output().values())
 
     def run(self) -> None:
         out = self.final_dir
+        if is_url(out):
+            close_job()
+            print(end_of_run_block(merge_into_bucket(self), out), flush=True)
+            return
         with dir_lock(out, on_wait=lambda lock: logger.warning("waiting for another run writing into %s (lock %s)", out, lock)):
             if finish_publishing(out):
                 logger.warning("finished publishing the outputs of an interrupted run in %s", out)

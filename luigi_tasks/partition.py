@@ -10,11 +10,15 @@
 ``run`` writes whichever output is missing in one pass over the lines: both on a first
 run, the windows alone after a window-parameter change. Each output is a directory
 written under a temp name and renamed into place, so ``complete()`` (both outputs exist)
-never sees half a checkpoint.
+never sees half a checkpoint. With a URL output directory both are uploaded from a
+local temp directory as objects, ``task.json`` last, and the windows stay in their
+checkpoint (no staging: ``luigi_tasks.bucket``).
 """
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from functools import cached_property
 from pathlib import Path
@@ -24,8 +28,10 @@ import luigi
 import orjson
 from luigi.util import inherits
 
+from alm_lhotse import objects
 from alm_lhotse.execution.loop import run_partition
 from alm_lhotse.execution.partitions import FileSlice, slice_lines
+from alm_lhotse.fs import Location, is_url, join, location
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, WINDOW_STREAMS
 from alm_lhotse.storage import key_of, publish_dir, remove_tree, temp_name
 from luigi_tasks.discovery import AlmDiscover
@@ -43,13 +49,14 @@ def job_key_of(listing_key: str, params: AlmParameters) -> str:
 
 
 class Checkpoint(luigi.Target):
-    """A directory renamed into place whole; ``task.json`` is its last file."""
+    """A directory renamed into place whole, or a prefix of objects uploaded one by one;
+    ``task.json`` is its last file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Location) -> None:
         self.path = path
 
     def exists(self) -> bool:
-        return (self.path / PART_WALL).exists()
+        return objects.exists(join(self.path, PART_WALL))
 
     def __str__(self) -> str:
         return str(self.path)
@@ -59,7 +66,7 @@ class StagedWindows(Checkpoint):
     """A partition's windows: its directory (counts; part files until placed) and its slot
     in the job's staging, which holds the part files once they are placed."""
 
-    def __init__(self, path: Path, staging: Staging, position: int, key: str) -> None:
+    def __init__(self, path: Location, staging: Staging, position: int, key: str) -> None:
         super().__init__(path)
         self.staging = staging
         self.position = position
@@ -68,6 +75,8 @@ class StagedWindows(Checkpoint):
     def exists(self) -> bool:
         if not super().exists():
             return False
+        if is_url(self.path):  # part objects stay in their checkpoint
+            return True
         waiting = all((self.path / name).exists() for name in self.staging.streams)
         return waiting or self.staging.holds(self.position, self.key)
 
@@ -110,14 +119,14 @@ class AlmPart(AlmParameters, luigi.Task):
         }
 
     def staging(self) -> Staging:
-        return Staging(work_dir(Path(self.output_dir)) / STAGING / self._keys["staging"])
+        return Staging(Path(join(work_dir(location(self.output_dir)), STAGING, self._keys["staging"])))
 
     def output(self) -> dict[str, Checkpoint]:
-        work = work_dir(Path(self.output_dir))
+        work = work_dir(location(self.output_dir))
         key = self._keys["windows"]
         return {
-            "conversion": Checkpoint(work / CONVERT / self._keys["conversion"]),
-            "windows": StagedWindows(work / PARTS / key, self.staging(), self.index, key),
+            "conversion": Checkpoint(join(work, CONVERT, self._keys["conversion"])),
+            "windows": StagedWindows(join(work, PARTS, key), self.staging(), self.index, key),
         }
 
     def run(self) -> None:
@@ -128,7 +137,9 @@ class AlmPart(AlmParameters, luigi.Task):
     def _write(self, todo: dict[str, Checkpoint]) -> None:
         """One pass over the slices into a temp directory per missing output; the
         conversion is published, the windows are settled in the staging."""
-        temps = {name: temp_name(target.path) for name, target in todo.items()}
+        remote = is_url(self.output_dir)
+        scratch = Path(tempfile.mkdtemp(prefix="alm-part-")) if remote else None
+        temps = {name: scratch / name if scratch else temp_name(target.path) for name, target in todo.items()}
         for tmp in temps.values():
             remove_tree(tmp)
         started = time.perf_counter()
@@ -145,6 +156,10 @@ class AlmPart(AlmParameters, luigi.Task):
             for tmp in temps.values():
                 (tmp / PART_WALL).write_bytes(wall)
             progress.close()
+            if remote:
+                for name, tmp in temps.items():
+                    objects.upload_checkpoint(tmp, str(todo[name].path), PART_WALL)
+                return
             if "conversion" in todo:
                 publish_dir(temps["conversion"], todo["conversion"].path)
             if "windows" in todo:
@@ -154,6 +169,9 @@ class AlmPart(AlmParameters, luigi.Task):
             for tmp in temps.values():
                 remove_tree(tmp)
             raise
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def _settle(self, tmp: Path, target: Checkpoint) -> None:
         """Place the part files in the staging (or leave them waiting for their turn) and

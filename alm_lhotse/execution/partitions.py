@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from alm_lhotse.errors import ManifestError
+from alm_lhotse.fs import is_url, open_url
 from alm_lhotse.native import kernel
 from alm_lhotse.reading.reader import (
     _GZIP_MAGIC,
@@ -41,7 +42,7 @@ class FileSlice:
 
 
 def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as f:
+    with open_url(path) as f:
         return f.read(2) == _GZIP_MAGIC
 
 
@@ -74,9 +75,33 @@ def _line_starts(path: Path, step: int) -> list[tuple[int, int]]:
     return cuts
 
 
+def _line_starts_streamed(path: str, step: int) -> list[tuple[int, int]]:
+    """``_line_starts`` for an object, read once as a stream (bounded memory): the same
+    cuts, so a plan does not depend on where the manifest is stored."""
+    cuts = [(0, 1)]
+    line = 0
+    end = 0
+    target = step
+    cut_pending = False
+    with open_url(path) as f:
+        for raw in f:
+            if cut_pending:
+                cuts.append((end, line + 1))
+                cut_pending = False
+            line += 1
+            end += len(raw)
+            if end - 1 >= target and raw.endswith(b"\n"):
+                cut_pending = True
+                target = end + step
+    return cuts
+
+
 def slice_lines(sl: FileSlice) -> Optional[int]:
     """Lines in a slice (blank ones included), for progress totals; None for a gzipped
-    file, whose lines are known only by decompressing it."""
+    file, whose lines are known only by decompressing it, or an object, which is
+    streamed only once)."""
+    if is_url(sl.path):
+        return None
     path = Path(sl.path)
     size = path.stat().st_size
     if size == 0:
@@ -96,7 +121,7 @@ def file_slices(path: Path, origin: str, step: int) -> list[FileSlice]:
         raise ManifestError(str(path), None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
     if gz or size <= step:
         return [FileSlice(str(path), 0, None, 1, origin)]
-    cuts = _line_starts(path, step)
+    cuts = _line_starts_streamed(path, step) if is_url(path) else _line_starts(path, step)
     stops = [c[0] for c in cuts[1:]] + [None]
     return [FileSlice(str(path), start, stop, line, origin) for (start, line), stop in zip(cuts, stops)]
 
@@ -139,11 +164,11 @@ def plan_partitions(
 def iter_slice_lines(sl: FileSlice) -> Iterator[ManifestLine]:
     """The non-blank lines of one slice, numbered as in the whole file."""
     if sl.start == 0 and sl.stop is None:
-        yield from iter_file_lines(Path(sl.path))
+        yield from iter_file_lines(sl.path if is_url(sl.path) else Path(sl.path))
         return
     number = sl.first_line
     try:
-        with open(sl.path, "rb") as f:
+        with open_url(sl.path) as f:
             f.seek(sl.start)
             pos = sl.start
             for line in f:

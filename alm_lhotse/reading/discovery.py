@@ -9,11 +9,15 @@ from pathlib import Path
 from typing import Iterable, Optional, Union
 
 from alm_lhotse.errors import ManifestError
+from alm_lhotse.fs import RemoteFile, describe, filesystem, is_url, local_path
 from alm_lhotse.storage import LOCK_NAME
 
 PathLike = Union[str, os.PathLike]
 ManifestPaths = Union[PathLike, Iterable[PathLike]]
 MANIFEST_SUFFIXES = (".jsonl", ".json", ".jsonl.gz")
+# A prefix holding one of these is an output location of this tool (the lock while a
+# merge runs, the state marker always), never an input.
+OUTPUT_MARKS = (LOCK_NAME, ".alm_state.json")
 
 
 def is_manifest_name(name: str) -> bool:
@@ -129,9 +133,13 @@ def discover_manifests(paths: ManifestPaths, exclude: Iterable[PathLike] = ()) -
     listed = _as_list(paths)
     if not listed:
         raise ManifestError("<inputs>", None, None, "no input manifests given")
-    excluded = {key for key in map(_dir_key, map(Path, exclude)) if key is not None}
+    local_excluded = [p for p in exclude if not is_url(p)]
+    excluded = {key for key in map(_dir_key, map(Path, local_excluded)) if key is not None}
     for raw in listed:
-        path = Path(raw)
+        if is_url(raw):
+            files.extend(_remote_manifests(str(raw).rstrip("/"), [str(p) for p in exclude if is_url(p)]))
+            continue
+        path = Path(local_path(raw))
         if path.is_dir():
             if _dir_key(path) in excluded:
                 reason = "is the output directory too, whose outputs would be read back as inputs: write them elsewhere"
@@ -146,6 +154,35 @@ def discover_manifests(paths: ManifestPaths, exclude: Iterable[PathLike] = ()) -
         else:
             raise ManifestError(printable(path), None, None, _missing_reason(path))
     return [_check_name(f) for f in files]
+
+
+def _remote_manifests(url: str, excluded: list[str]) -> list[Path]:
+    """The manifest objects a URL means: itself, or every manifest below the prefix in
+    the order a local directory walk gives (sorted name by name along the key's path),
+    without output prefixes of this tool."""
+    try:
+        fs, path = filesystem(url)
+        info = fs.info(path)
+        if info.get("type") != "directory":
+            return [RemoteFile(url, info)]
+        found = fs.find(path, detail=True)
+    except Exception as exc:  # noqa: BLE001 - the backend's errors, in one line
+        raise ManifestError(url, None, None, describe(exc, url).reason) from None
+    scheme = url.split("://", 1)[0]
+    base = path.rstrip("/")
+    outputs = {key.rsplit("/", 1)[0] for key in found if key.rsplit("/", 1)[-1] in OUTPUT_MARKS}
+    if base in outputs:
+        reason = "holds the outputs of an earlier run, which are not inputs: move the manifests out"
+        raise ManifestError(url, None, None, reason)
+    skipped = [o + "/" for o in outputs] + [e.split("://", 1)[-1].rstrip("/") + "/" for e in excluded]
+    keys = [
+        key for key, meta in found.items()
+        if meta.get("type") != "directory" and is_manifest_name(key) and not key.startswith(tuple(skipped))
+    ]
+    if not keys:
+        raise ManifestError(url, None, None, f"no manifest files ({', '.join(MANIFEST_SUFFIXES)}) found")
+    keys.sort(key=lambda key: key.split("/"))
+    return [RemoteFile(f"{scheme}://{key}", found[key]) for key in keys]  # type: ignore[misc]
 
 
 def listing_fingerprint(files: Iterable[Path]) -> str:

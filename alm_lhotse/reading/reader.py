@@ -17,6 +17,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 
 from alm_lhotse import native
 from alm_lhotse.errors import InvalidEntry, ManifestError
+from alm_lhotse.fs import StorageError, open_url
 from alm_lhotse.reading.discovery import ManifestPaths, discover_manifests
 from alm_lhotse.reading.validation import validate_entry
 
@@ -33,8 +34,9 @@ class ManifestLine(NamedTuple):
 
 
 def open_manifest(path: Path) -> IO[bytes]:
-    """Open a manifest as bytes, transparently gunzipping by content, not by name."""
-    handle = open(path, "rb")
+    """Open a manifest (a file, or an object streamed in bounded blocks) as bytes,
+    transparently gunzipping by content, not by name."""
+    handle = open_url(path)
     if handle.peek(2)[:2] == _GZIP_MAGIC:
         return _gzip.open(handle, "rb")
     return handle
@@ -56,6 +58,8 @@ def iter_file_lines(path: Path) -> Iterator[ManifestLine]:
         handle = open_manifest(path)
     except OSError as exc:
         raise ManifestError(source, None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
+    except StorageError as exc:
+        raise ManifestError(source, None, None, f"cannot open manifest: {exc.reason}") from None
     number = 0
     with handle:
         try:

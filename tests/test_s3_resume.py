@@ -1,0 +1,123 @@
+"""Checkpoints in the bucket: a run killed with SIGKILL resumes and ends byte-identical,
+a re-run is a no-op, and two workers sharing only luigid and the bucket (different
+working and temp directories, as on two machines) run each task once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+
+from alm_lhotse import fs
+from tests.s3_server import S3Server, free_port, s3_server  # noqa: F401 - the fixture
+from tests.test_pipeline import TIMEOUT_S, clean_env, final_bytes, luigi_cmd, ran_tasks, run_luigi, write_repeated_sample
+from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS
+from tests.test_s3 import download
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:  # noqa: F811
+    for key, value in s3_server.env.items():
+        monkeypatch.setenv(key, value)
+    fs.configure({})
+    yield s3_server
+
+
+def _job(s3: S3Server, tmp_path: Path) -> tuple[str, str, Path]:
+    """A manifest in a new bucket, the output URL beside it, and a local run's outputs."""
+    manifest = write_repeated_sample(tmp_path / "input.jsonl", ENTRIES)
+    bucket = s3.bucket()
+    s3.filesystem().put_file(str(manifest), f"{bucket}/in/input.jsonl")
+    run_luigi("--manifest-path", str(manifest), "--output-dir", "ref", *PARTITION_ARGS, cwd=tmp_path)
+    return f"s3://{bucket}/in/input.jsonl", f"s3://{bucket}/out", tmp_path / "ref"
+
+
+def test_sigkill_then_resume_on_s3_is_byte_identical(s3: S3Server, tmp_path: Path) -> None:
+    manifest, out, ref = _job(s3, tmp_path)
+    args = ("--manifest-path", manifest, "--output-dir", out, *PARTITION_ARGS)
+    store = s3.filesystem()
+    parts = f"{out.split('://', 1)[1]}/.work/parts"
+    proc = subprocess.Popen(
+        luigi_cmd(*args, workers=2), cwd=tmp_path, env=clean_env(s3.env),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not any(k.endswith("/task.json") for k in store.find(parts)):
+            assert proc.poll() is None and time.monotonic() < deadline, "no partition finished before the run ended"
+            time.sleep(0.05)
+            store.invalidate_cache()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    marker = f"{out.split('://', 1)[1]}/.alm_state.json"
+    assert not store.exists(marker), "the run finished before it could be killed"
+    # a merge killed while holding the lock: its holder is dead, so the lock is broken
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = orjson.dumps({"host": socket.gethostname(), "pid": dead.pid, "time": time.time()})
+    store.pipe_file(f"{out.split('://', 1)[1]}/.alm.lock", lock)
+
+    resumed = run_luigi(*args, cwd=tmp_path, workers=2, env=s3.env)
+    assert "PIPELINE COMPLETE" in resumed.stdout
+    assert final_bytes(download(s3, out, tmp_path / "got")) == final_bytes(ref)
+    store.invalidate_cache()
+    assert not store.exists(f"{out.split('://', 1)[1]}/.alm.lock")
+    again = run_luigi(*args, cwd=tmp_path, workers=2, env=s3.env)
+    assert ran_tasks(again, "AlmPart") == 0 and ran_tasks(again, "AlmWindows") == 0
+    assert f"outputs in {out} are up to date" in again.stdout
+
+
+def _start_luigid(tmp_path: Path, port: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from luigi.cmdline import luigid; luigid()", "--address", "127.0.0.1",
+         "--port", str(port), "--state-path", str(tmp_path / "state.pickle"), "--logdir", str(tmp_path)],
+        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
+
+
+def test_two_workers_sharing_only_luigid_and_the_bucket(s3: S3Server, tmp_path: Path) -> None:
+    manifest, out, ref = _job(s3, tmp_path)
+    port = free_port()
+    server = _start_luigid(tmp_path, port)
+    try:
+        args = ("--manifest-path", manifest, "--output-dir", out, *PARTITION_ARGS, "--scheduler-host", "127.0.0.1",
+                "--scheduler-port", str(port), "--no-lock", "--worker-keep-alive")
+        workers = []
+        for name in ("machine1", "machine2"):
+            home = tmp_path / name
+            (home / "tmp").mkdir(parents=True)
+            env = clean_env({**s3.env, "TMPDIR": str(home / "tmp")})
+            workers.append(subprocess.Popen(luigi_cmd(*args, local=False), cwd=home, env=env,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        logs = [w.communicate(timeout=TIMEOUT_S) for w in workers]
+        assert [w.returncode for w in workers] == [0, 0], logs
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    ran = Counter(
+        m.group(1) for _, err in logs
+        for m in re.finditer(r"\) running   ((?:AlmPart|AlmWindows|AlmDiscover)\(.*\))$", err, re.M)
+    )
+    assert ran and max(ran.values()) == 1, [t for t, n in ran.items() if n > 1]
+    partitions = orjson.loads((ref / "summary.json").read_bytes())["partitions"]
+    assert sum(1 for t in ran if t.startswith("AlmPart(")) == partitions > 1
+    assert final_bytes(download(s3, out, tmp_path / "got")) == final_bytes(ref)
