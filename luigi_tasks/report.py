@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from alm_lhotse.outputs.streams import FINAL_NAMES
+from alm_lhotse.fs import Location, join
 from alm_lhotse.report.page import REPORT_FILE
 from alm_lhotse.report.tally import merge_breakdowns
 
@@ -69,7 +69,7 @@ def _row(label: str, seconds: float, items: str) -> str:
     return f"  {label:<34}{seconds:>9.2f} s   {items}"
 
 
-def end_of_run_block(summary: dict[str, Any], output_dir: Path) -> str:
+def end_of_run_block(summary: dict[str, Any], output_dir: Location) -> str:
     """A block in the spirit of the reference's ``PIPELINE COMPLETE`` log, per stage."""
     t = summary["timings"]
     dur = summary["filtered_dur"]
@@ -94,7 +94,7 @@ def end_of_run_block(summary: dict[str, Any], output_dir: Path) -> str:
         f"below min_sample_rate {summary['low_sample_rate_entries']}",
         _reuse_line(t["reused"]),
         f"  outputs in {output_dir}",
-        f"  report (kept and lost, charts): {output_dir / REPORT_FILE}",
+        f"  report (kept and lost, charts): {join(output_dir, REPORT_FILE)}",
         RULE,
     ]
     return "\n".join(lines)
