@@ -45,16 +45,42 @@ def _is_gzip(path: Path) -> bool:
         return f.read(2) == _GZIP_MAGIC
 
 
+# Mapped files are scanned this much at a time; the pages behind are handed back, since
+# pages of a mapped file count in the process's resident memory as long as they stay mapped.
+SCAN_BYTES = 4 << 20
+_PAGE = mmap.PAGESIZE
+
+
 def _count_newlines(view: memoryview) -> int:
     native = kernel()
     return native.count_newlines(view) if native is not None else view.tobytes().count(b"\n")
+
+
+def _release(mapped: mmap.mmap, start: int, stop: int) -> None:
+    """Drop bytes ``start .. stop`` of a read-only mapping from this process's memory
+    (they stay in the page cache; touching them again maps them again)."""
+    start -= start % _PAGE
+    if stop > start and hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+
+def _scan_newlines(mapped: mmap.mmap, view: memoryview, start: int, stop: int) -> int:
+    """Newlines in bytes ``start .. stop``, counted ``SCAN_BYTES`` at a time, so at most
+    that much of the file is resident however large the range."""
+    count = 0
+    for block in range(start, stop, SCAN_BYTES):
+        end = min(stop, block + SCAN_BYTES)
+        count += _count_newlines(view[block:end])
+        _release(mapped, block, end)
+    return count
 
 
 def _line_starts(path: Path, step: int) -> list[tuple[int, int]]:
     """Offsets (and their 1-based line numbers) of line starts about every ``step`` bytes.
 
     The file is mapped, not read: counting the newlines before each cut is the only
-    pass over the data, and it runs while the pipeline builds its task graph."""
+    pass over the data, and it runs while the pipeline builds its task graph. Pages are
+    handed back as the scan passes them, so a large file is never resident at once."""
     cuts = [(0, 1)]
     line = 1
     pos = 0
@@ -62,8 +88,9 @@ def _line_starts(path: Path, step: int) -> list[tuple[int, int]]:
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
         size = len(mapped)
         while target < size:
-            line += _count_newlines(view[pos:target])
+            line += _scan_newlines(mapped, view, pos, target)
             newline = mapped.find(b"\n", target)
+            _release(mapped, target, size if newline < 0 else newline + 1)
             if newline < 0:
                 break
             line += 1
@@ -84,7 +111,7 @@ def slice_lines(sl: FileSlice) -> Optional[int]:
     if _is_gzip(path):
         return None
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
-        return _count_newlines(view[sl.start : len(mapped) if sl.stop is None else sl.stop])
+        return _scan_newlines(mapped, view, sl.start, len(mapped) if sl.stop is None else sl.stop)
 
 
 def file_slices(path: Path, origin: str, step: int) -> list[FileSlice]:
