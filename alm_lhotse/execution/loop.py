@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import nullcontext
 from array import array
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
@@ -27,10 +27,15 @@ from alm_lhotse.core.windows import ordered_segments
 from alm_lhotse.errors import InvalidEntry, ManifestError
 from alm_lhotse.execution.partitions import FileSlice, iter_slice_lines
 from alm_lhotse.outputs.registry import WINDOWS, ProcessedEntry
-from alm_lhotse.outputs.streams import CONVERT_STREAMS, FINAL_NAMES, SUMMARY_PART, WINDOW_STREAMS, Sinks
+from alm_lhotse.outputs.streams import (
+    CONVERT_STREAMS,
+    FINAL_NAMES,
+    SUMMARY_PART,
+    WINDOW_STREAMS,
+    Sinks,
+)
 from alm_lhotse.reading.reader import EntryHook, ManifestLine, parse_entry
 from alm_lhotse.storage import concatenate, publish, temp_name
-
 
 # A partition's filtered durations, one little-endian double per entry, next to its counts.
 DURATIONS_PART = "filtered_durs.f64"

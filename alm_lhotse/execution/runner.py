@@ -15,7 +15,13 @@ from typing import Any, Iterator, Optional, Sequence
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import OutputError
-from alm_lhotse.execution.loop import DURATIONS_PART, Counts, merge_counts, process_slices, read_durations
+from alm_lhotse.execution.loop import (
+    DURATIONS_PART,
+    Counts,
+    merge_counts,
+    process_slices,
+    read_durations,
+)
 from alm_lhotse.outputs.streams import FINAL_NAMES, Sinks, stream_names
 from alm_lhotse.reading.reader import EntryHook
 from alm_lhotse.storage import Piece, dir_lock, publish, temp_name, write_pieces
