@@ -75,13 +75,13 @@ def _scan_newlines(mapped: mmap.mmap, view: memoryview, start: int, stop: int) -
     return count
 
 
-def _line_starts(path: Path, step: int) -> list[tuple[int, int]]:
+def _line_starts(path: Path, step: int) -> Iterator[tuple[int, int]]:
     """Offsets (and their 1-based line numbers) of line starts about every ``step`` bytes.
 
     The file is mapped, not read: counting the newlines before each cut is the only
     pass over the data, and it runs while the pipeline builds its task graph. Pages are
     handed back as the scan passes them, so a large file is never resident at once."""
-    cuts = [(0, 1)]
+    yield 0, 1
     line = 1
     pos = 0
     target = step
@@ -96,9 +96,8 @@ def _line_starts(path: Path, step: int) -> list[tuple[int, int]]:
             line += 1
             pos = newline + 1
             if pos < size:
-                cuts.append((pos, line))
+                yield pos, line
             target = pos + step
-    return cuts
 
 
 def slice_lines(sl: FileSlice) -> Optional[int]:
@@ -116,16 +115,25 @@ def slice_lines(sl: FileSlice) -> Optional[int]:
 
 def file_slices(path: Path, origin: str, step: int) -> list[FileSlice]:
     """One file as slices of about ``step`` bytes."""
+    return list(iter_file_slices(path, origin, step))
+
+
+def iter_file_slices(path: Path, origin: str, step: int) -> Iterator[FileSlice]:
+    """``file_slices`` one at a time, each found when asked for."""
     try:
         size = path.stat().st_size
         gz = _is_gzip(path)
     except OSError as exc:
         raise ManifestError(str(path), None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
     if gz or size <= step:
-        return [FileSlice(str(path), 0, None, 1, origin)]
+        yield FileSlice(str(path), 0, None, 1, origin)
+        return
     cuts = _line_starts(path, step)
-    stops = [c[0] for c in cuts[1:]] + [None]
-    return [FileSlice(str(path), start, stop, line, origin) for (start, line), stop in zip(cuts, stops)]
+    start, line = next(cuts)
+    for stop, next_line in cuts:
+        yield FileSlice(str(path), start, stop, line, origin)
+        start, line = stop, next_line
+    yield FileSlice(str(path), start, None, line, origin)
 
 
 def origins(files: list[Path]) -> list[str]:
@@ -147,20 +155,24 @@ def plan_partitions(
     (the pipeline's bound on its task count) larger ones where there would be more."""
     total = sum(f.stat().st_size for f in files)
     step = max(target_bytes, -(-total // max_partitions) if max_partitions else 1, 1)
-    partitions: list[list[FileSlice]] = []
+    return list(iter_partitions(files, step))
+
+
+def iter_partitions(files: list[Path], step: int) -> Iterator[list[FileSlice]]:
+    """Partitions of about ``step`` bytes, each planned when asked for, so a consumer
+    that runs them as they come (``run_job``) never holds the plan of a whole input."""
     current: list[FileSlice] = []
     filled = 0
     for path, origin in zip(files, origins(files)):
-        for sl in file_slices(path, origin, step):
+        for sl in iter_file_slices(path, origin, step):
             size = (sl.stop if sl.stop is not None else path.stat().st_size) - sl.start
             if current and filled + size > step:
-                partitions.append(current)
+                yield current
                 current, filled = [], 0
             current.append(sl)
             filled += size
     if current:
-        partitions.append(current)
-    return partitions
+        yield current
 
 
 def iter_slice_lines(sl: FileSlice) -> Iterator[ManifestLine]:

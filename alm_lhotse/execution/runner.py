@@ -8,10 +8,11 @@ sequential run; the files are renamed into place only when every chunk succeeded
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import OutputError
@@ -150,7 +151,7 @@ def _render_chunk(args: tuple) -> Counts:
     return counts
 
 
-def _render_in_pool(files: OrderedFiles, args: list[tuple], processes: int) -> Iterator[Counts]:
+def _render_in_pool(files: OrderedFiles, args: Iterable[tuple], processes: int) -> Iterator[Counts]:
     """``_render_chunk`` of every chunk on a pool of forked workers, the counts in chunk
     order as they come. When a chunk fails, the others stop by themselves before the
     error is raised; only an interrupt terminates the workers."""
@@ -209,16 +210,19 @@ def run_job(
     processes) and write every final output in input order, atomically.
 
     ``prepare`` is the reader's entry hook; it must pickle when ``jobs > 1``."""
-    from alm_lhotse.execution.partitions import plan_partitions
+    from alm_lhotse.execution.partitions import iter_partitions
     from alm_lhotse.reading.discovery import discover_manifests
 
     global _FILES
     output_dir = Path(output_dir)
     files = discover_manifests(paths, exclude=[output_dir])
-    chunks = plan_partitions(files, partition_bytes or CHUNK_BYTES, max_partitions=None)
+    # Chunks are planned as workers take them: the pool's queue is a pipe, so planning
+    # waits while it is full, and no list grows with the input.
+    chunks = iter_partitions(files, partition_bytes or CHUNK_BYTES)
+    first = list(itertools.islice(chunks, max(jobs, 1)))
     names = stream_names(lhotse)
-    args = [(i, c, wcfg, ocfg, on_error, lhotse, prepare) for i, c in enumerate(chunks)]
-    processes = min(jobs, len(args))
+    args = ((i, c, wcfg, ocfg, on_error, lhotse, prepare) for i, c in enumerate(itertools.chain(first, chunks)))
+    processes = min(jobs, len(first))
     started = time.perf_counter()
     try:
         _FILES = OrderedFiles(output_dir, names, processes)
