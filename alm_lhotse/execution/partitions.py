@@ -56,9 +56,16 @@ def _count_newlines(view: memoryview) -> int:
     return native.count_newlines(view) if native is not None else view.tobytes().count(b"\n")
 
 
+# A page fault maps the cached pages around it too (Linux "fault-around", at most a
+# page table's span: 2 MiB), so pages just before a released range can come back.
+_FAULT_AROUND = 2 << 20
+
+
 def _release(mapped: mmap.mmap, start: int, stop: int) -> None:
-    """Drop bytes ``start .. stop`` of a read-only mapping from this process's memory
-    (they stay in the page cache; touching them again maps them again)."""
+    """Drop bytes ``start .. stop`` of a read-only mapping from this process's memory,
+    and what fault-around may have mapped again before them (they stay in the page
+    cache; touching them again maps them again)."""
+    start = max(0, start - _FAULT_AROUND)
     start -= start % _PAGE
     if stop > start and hasattr(mapped, "madvise"):
         mapped.madvise(mmap.MADV_DONTNEED, start, stop - start)
