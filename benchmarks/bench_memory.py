@@ -10,10 +10,10 @@ kernel's high-water mark) while the processes live, and checked against
 
     python benchmarks/bench_memory.py --entries 10000 --entries 100000
     python benchmarks/bench_memory.py --gigabytes 2 --words     # one ~2 GB manifest
-    python benchmarks/bench_memory.py --entries 100000 --runner job --jobs 2
+    python benchmarks/bench_memory.py --entries 100000 --runner job --workers 2
 
 Output is written under ``--tmp`` and removed after each run; 100,000 entries write
-about 9 GB.
+about 6 GB.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def _status(pid: int) -> dict[str, int]:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, rest = line.partition(":")
-            if key in ("VmHWM", "RssAnon", "RssFile", "PPid"):
+            if key in ("VmHWM", "RssAnon", "RssFile"):
                 values[key] = int(rest.split()[0])
     return values
 
@@ -86,7 +86,7 @@ class Sampler(threading.Thread):
                 continue
             if "VmHWM" not in status:
                 continue
-            seen = self.peaks.setdefault(pid, {"VmHWM": 0, "RssAnon": 0, "RssFile": 0, "PPid": status["PPid"]})
+            seen = self.peaks.setdefault(pid, {"VmHWM": 0, "RssAnon": 0, "RssFile": 0})
             seen["VmHWM"] = max(seen["VmHWM"], status["VmHWM"])
             seen["RssAnon"] = max(seen["RssAnon"], status.get("RssAnon", 0))
             seen["RssFile"] = max(seen["RssFile"], status.get("RssFile", 0))
@@ -110,22 +110,15 @@ def measure(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, 
     return wall, sampler.peaks, (after / 1024 if after > before else 0.0), proc.pid
 
 
-def _roles(peaks: dict[int, dict[str, int]], root: int) -> list[tuple[str, dict[str, int]]]:
-    rows = []
-    for pid, p in sorted(peaks.items()):
-        rows.append(("main" if pid == root else f"child of {'main' if p['PPid'] == root else p['PPid']}", p))
-    return rows
-
-
 def report(label: str, wall: float, peaks: dict[int, dict[str, int]], children_max: float, root: int) -> None:
-    rows = _roles(peaks, root)
-    largest = max((p["VmHWM"] for _, p in rows), default=0) / 1024
-    tasks = [p["VmHWM"] / 1024 for role, p in rows if role != "main"]
-    main = [p for role, p in rows if role == "main"]
+    """The figures of one run: the root process (luigi's, or run_job's parent) and the
+    processes under it (task processes, or run_job's workers)."""
+    largest = max((p["VmHWM"] for p in peaks.values()), default=0) / 1024
+    tasks = [p["VmHWM"] / 1024 for pid, p in peaks.items() if pid != root]
     print(f"{label}")
     print(f"  wall               {wall:.2f} s")
-    if main:
-        m = main[0]
+    if root in peaks:
+        m = peaks[root]
         print(f"  main process       {m['VmHWM'] / 1024:.0f} MiB peak (anon {m['RssAnon'] / 1024:.0f}, file {m['RssFile'] / 1024:.0f} MiB at most)")
     if tasks:
         print(f"  child processes    {len(tasks)}, peak {min(tasks):.0f}-{max(tasks):.0f} MiB")
