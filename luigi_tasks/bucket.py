@@ -31,7 +31,7 @@ import orjson
 from luigi.parameter import ParameterVisibility
 
 from alm_lhotse import fs, objects
-from alm_lhotse.execution.loop import Counts, merge_counts
+from alm_lhotse.execution.loop import DURATIONS_PART, Counts, decode_durations, merge_counts
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, FINAL_NAMES, STREAMS, SUMMARY_PART
 from alm_lhotse.storage import LOCK_NAME
 from luigi_tasks.layout import CONVERT, MARKER, PART_WALL, PARTS, STAGING, SUMMARY, PipelineError, work_dir
@@ -127,7 +127,8 @@ def _merge(task: "AlmWindows", out: str) -> dict[str, Any]:
 
     plan = task.discovery().plan()
     merge_s = time.perf_counter() - started
-    summary = build_summary(merge_counts(counts), plan, task.parameters_record(), walls, merge_s, task.reused)
+    durations = (x for d in windows for x in decode_durations(objects.read_bytes(fs.join(d, DURATIONS_PART))))
+    summary = build_summary(merge_counts(counts, durations), plan, task.parameters_record(), walls, merge_s, task.reused)
     _upload_report(summary, out)
     objects.write_bytes(fs.join(out, SUMMARY), orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
     marker = {"job_key": task.job_key, "parameters": task.parameters_record(), "parts": [fs.name_of(w) for w in windows]}

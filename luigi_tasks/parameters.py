@@ -34,7 +34,7 @@ from alm_lhotse.config import (
 from alm_lhotse.params import BOOL, INTEGER, Param, ParamError
 from alm_lhotse.storage import key_of
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # argparse hands our parameters this for an explicitly empty value (NUL cannot be in argv),
 # because luigi drops empty strings from the command line as if the flag were absent.
 _EMPTY = "\0"

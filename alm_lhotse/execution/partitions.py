@@ -46,33 +46,66 @@ def _is_gzip(path: Path) -> bool:
         return f.read(2) == _GZIP_MAGIC
 
 
+# Mapped files are scanned this much at a time; the pages behind are handed back, since
+# pages of a mapped file count in the process's resident memory as long as they stay mapped.
+SCAN_BYTES = 4 << 20
+_PAGE = mmap.PAGESIZE
+
+
 def _count_newlines(view: memoryview) -> int:
     native = kernel()
     return native.count_newlines(view) if native is not None else view.tobytes().count(b"\n")
 
 
-def _line_starts(path: Path, step: int) -> list[tuple[int, int]]:
+# A page fault maps the cached pages around it too (Linux "fault-around", at most a
+# page table's span: 2 MiB), so pages just before a released range can come back.
+_FAULT_AROUND = 2 << 20
+
+
+def _release(mapped: mmap.mmap, start: int, stop: int) -> None:
+    """Drop bytes ``start .. stop`` of a read-only mapping from this process's memory,
+    and what fault-around may have mapped again before them (they stay in the page
+    cache; touching them again maps them again)."""
+    start = max(0, start - _FAULT_AROUND)
+    start -= start % _PAGE
+    if stop > start and hasattr(mapped, "madvise"):
+        mapped.madvise(mmap.MADV_DONTNEED, start, stop - start)
+
+
+def _scan_newlines(mapped: mmap.mmap, view: memoryview, start: int, stop: int) -> int:
+    """Newlines in bytes ``start .. stop``, counted ``SCAN_BYTES`` at a time, so at most
+    that much of the file is resident however large the range."""
+    count = 0
+    for block in range(start, stop, SCAN_BYTES):
+        end = min(stop, block + SCAN_BYTES)
+        count += _count_newlines(view[block:end])
+        _release(mapped, block, end)
+    return count
+
+
+def _line_starts(path: Path, step: int) -> Iterator[tuple[int, int]]:
     """Offsets (and their 1-based line numbers) of line starts about every ``step`` bytes.
 
     The file is mapped, not read: counting the newlines before each cut is the only
-    pass over the data, and it runs while the pipeline builds its task graph."""
-    cuts = [(0, 1)]
+    pass over the data, and it runs while the pipeline builds its task graph. Pages are
+    handed back as the scan passes them, so a large file is never resident at once."""
+    yield 0, 1
     line = 1
     pos = 0
     target = step
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
         size = len(mapped)
         while target < size:
-            line += _count_newlines(view[pos:target])
+            line += _scan_newlines(mapped, view, pos, target)
             newline = mapped.find(b"\n", target)
+            _release(mapped, target, size if newline < 0 else newline + 1)
             if newline < 0:
                 break
             line += 1
             pos = newline + 1
             if pos < size:
-                cuts.append((pos, line))
+                yield pos, line
             target = pos + step
-    return cuts
 
 
 def _line_starts_streamed(path: str, step: int) -> list[tuple[int, int]]:
@@ -109,21 +142,30 @@ def slice_lines(sl: FileSlice) -> Optional[int]:
     if _is_gzip(path):
         return None
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
-        return _count_newlines(view[sl.start : len(mapped) if sl.stop is None else sl.stop])
+        return _scan_newlines(mapped, view, sl.start, len(mapped) if sl.stop is None else sl.stop)
 
 
 def file_slices(path: Path, origin: str, step: int) -> list[FileSlice]:
     """One file as slices of about ``step`` bytes."""
+    return list(iter_file_slices(path, origin, step))
+
+
+def iter_file_slices(path: Path, origin: str, step: int) -> Iterator[FileSlice]:
+    """``file_slices`` one at a time, each found when asked for."""
     try:
         size = path.stat().st_size
         gz = _is_gzip(path)
     except OSError as exc:
         raise ManifestError(str(path), None, None, f"cannot open manifest: {exc.strerror or exc}") from exc
     if gz or size <= step:
-        return [FileSlice(str(path), 0, None, 1, origin)]
-    cuts = _line_starts_streamed(path, step) if is_url(path) else _line_starts(path, step)
-    stops = [c[0] for c in cuts[1:]] + [None]
-    return [FileSlice(str(path), start, stop, line, origin) for (start, line), stop in zip(cuts, stops)]
+        yield FileSlice(str(path), 0, None, 1, origin)
+        return
+    cuts = iter(_line_starts_streamed(path, step)) if is_url(path) else _line_starts(path, step)
+    start, line = next(cuts)
+    for stop, next_line in cuts:
+        yield FileSlice(str(path), start, stop, line, origin)
+        start, line = stop, next_line
+    yield FileSlice(str(path), start, None, line, origin)
 
 
 def origins(files: list[Path]) -> list[str]:
@@ -145,20 +187,24 @@ def plan_partitions(
     (the pipeline's bound on its task count) larger ones where there would be more."""
     total = sum(f.stat().st_size for f in files)
     step = max(target_bytes, -(-total // max_partitions) if max_partitions else 1, 1)
-    partitions: list[list[FileSlice]] = []
+    return list(iter_partitions(files, step))
+
+
+def iter_partitions(files: list[Path], step: int) -> Iterator[list[FileSlice]]:
+    """Partitions of about ``step`` bytes, each planned when asked for, so a consumer
+    that runs them as they come (``run_job``) never holds the plan of a whole input."""
     current: list[FileSlice] = []
     filled = 0
     for path, origin in zip(files, origins(files)):
-        for sl in file_slices(path, origin, step):
+        for sl in iter_file_slices(path, origin, step):
             size = (sl.stop if sl.stop is not None else path.stat().st_size) - sl.start
             if current and filled + size > step:
-                partitions.append(current)
+                yield current
                 current, filled = [], 0
             current.append(sl)
             filled += size
     if current:
-        partitions.append(current)
-    return partitions
+        yield current
 
 
 def iter_slice_lines(sl: FileSlice) -> Iterator[ManifestLine]:

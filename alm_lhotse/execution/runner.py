@@ -8,14 +8,21 @@ sequential run; the files are renamed into place only when every chunk succeeded
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.errors import OutputError
-from alm_lhotse.execution.loop import Counts, merge_counts, process_slices
+from alm_lhotse.execution.loop import (
+    DURATIONS_PART,
+    Counts,
+    merge_counts,
+    process_slices,
+    read_durations,
+)
 from alm_lhotse.outputs.streams import FINAL_NAMES, Sinks, stream_names
 from alm_lhotse.reading.reader import EntryHook
 from alm_lhotse.storage import Piece, dir_lock, finish_publishing, publish_set, temp_name, write_pieces
@@ -34,13 +41,16 @@ class OrderedFiles:
 
     Chunk ``k`` takes its offsets once chunk ``k-1`` has taken its own, then writes with
     ``pwrite``; so workers write in parallel, nothing is copied twice, and the result is
-    byte-identical to a sequential run. Files are temporary until ``commit``.
+    byte-identical to a sequential run. Files are temporary until ``commit``; the last
+    file, ``durations``, holds every entry's filtered duration in input order for the
+    grand total and is never published.
     """
 
     def __init__(self, output_dir: Path, names: Sequence[str], processes: int) -> None:
         self.directory = output_dir
         self.finals = [output_dir / FINAL_NAMES[n] for n in names]
-        self.temps = [temp_name(f) for f in self.finals]
+        self.durations = temp_name(output_dir / DURATIONS_PART)
+        self.temps = [*(temp_name(f) for f in self.finals), self.durations]
         for t in self.temps:
             t.parent.mkdir(parents=True, exist_ok=True)
         self.fds = [os.open(t, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) for t in self.temps]
@@ -50,12 +60,12 @@ class OrderedFiles:
             ctx = multiprocessing.get_context("fork")
             self.turn_changed = ctx.Condition()
             self.turn = ctx.RawValue("q", 0)
-            self.offsets = ctx.RawArray("q", len(names))
+            self.offsets = ctx.RawArray("q", len(self.temps))
             self.stopped = ctx.RawValue("b", 0)
         else:
             self.turn_changed = None
             self.turn = _Cell(0)
-            self.offsets = [0] * len(names)
+            self.offsets = [0] * len(self.temps)
             self.stopped = _Cell(0)
 
     def stop(self) -> None:
@@ -102,6 +112,7 @@ class OrderedFiles:
         else:
             for temp in self.temps:
                 temp.unlink(missing_ok=True)
+        self.durations.unlink(missing_ok=True)
 
 
 class _Stopped(Exception):
@@ -121,7 +132,7 @@ _FILES: Optional[OrderedFiles] = None
 def _render_chunk(args: tuple) -> Counts:
     index, slices, wcfg, ocfg, on_error, lhotse, prepare = args
     names = stream_names(lhotse)
-    buffers = [PieceBuffer() for _ in names]
+    buffers = [PieceBuffer() for _ in range(len(names) + 1)]  # the last one: durations
     out = Sinks(dict(zip(names, buffers)))
     assert _FILES is not None
     files = _FILES
@@ -136,21 +147,21 @@ def _render_chunk(args: tuple) -> Counts:
             for b in buffers:
                 b.clear()
 
-    counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, write_when_large, prepare)
+    counts = process_slices(slices, wcfg, ocfg, out, on_error, lhotse, write_when_large, prepare, buffers[-1])
     out.close()
     files.write_chunk(index, buffers)
     return counts
 
 
-def _render_in_pool(files: OrderedFiles, args: list[tuple], processes: int) -> list[Counts]:
-    """``_render_chunk`` of every chunk on a pool of forked workers. When a chunk fails,
-    the others stop by themselves before the error is raised; only an interrupt
-    terminates the workers."""
+def _render_in_pool(files: OrderedFiles, args: Iterable[tuple], processes: int) -> Iterator[Counts]:
+    """``_render_chunk`` of every chunk on a pool of forked workers, the counts in chunk
+    order as they come. When a chunk fails, the others stop by themselves before the
+    error is raised; only an interrupt terminates the workers."""
     import multiprocessing
 
     pool = multiprocessing.get_context("fork").Pool(processes)
     try:
-        return list(pool.imap(_render_chunk, args))
+        yield from pool.imap(_render_chunk, args)
     except KeyboardInterrupt:
         pool.terminate()
         raise
@@ -201,25 +212,27 @@ def run_job(
     processes) and write every final output in input order, atomically.
 
     ``prepare`` is the reader's entry hook; it must pickle when ``jobs > 1``."""
-    from alm_lhotse.execution.partitions import plan_partitions
+    from alm_lhotse.execution.partitions import iter_partitions
     from alm_lhotse.reading.discovery import discover_manifests
 
     global _FILES
     output_dir = Path(output_dir)
     files = discover_manifests(paths, exclude=[output_dir])
-    chunks = plan_partitions(files, partition_bytes or CHUNK_BYTES, max_partitions=None)
+    # Chunks are planned as workers take them: the pool's queue is a pipe, so planning
+    # waits while it is full, and no list grows with the input.
+    chunks = iter_partitions(files, partition_bytes or CHUNK_BYTES)
+    first = list(itertools.islice(chunks, max(jobs, 1)))
     names = stream_names(lhotse)
-    args = [(i, c, wcfg, ocfg, on_error, lhotse, prepare) for i, c in enumerate(chunks)]
-    processes = min(jobs, len(args))
+    args = ((i, c, wcfg, ocfg, on_error, lhotse, prepare) for i, c in enumerate(itertools.chain(first, chunks)))
+    processes = min(jobs, len(first))
     started = time.perf_counter()
     try:
         _FILES = OrderedFiles(output_dir, names, processes)
         committed = False
         try:
-            if processes > 1:
-                counts = _render_in_pool(_FILES, args, processes)
-            else:
-                counts = [_render_chunk(a) for a in args]
+            rendered = _render_in_pool(_FILES, args, processes) if processes > 1 else (_render_chunk(a) for a in args)
+            with contextlib.closing(rendered):
+                summary = merge_counts(rendered, read_durations([_FILES.durations]))
             committed = True
         finally:
             with dir_lock(output_dir) if committed else contextlib.nullcontext():
@@ -228,6 +241,5 @@ def run_job(
     except OSError as exc:  # inputs were checked up front and read errors are ManifestErrors
         reason = exc.strerror or str(exc)
         raise OutputError(exc.errno, f"cannot write the outputs into {output_dir}: {reason}; no output was kept") from exc
-    summary = merge_counts(counts)
     summary["wall_s"] = time.perf_counter() - started
     return summary
