@@ -114,14 +114,17 @@ def make_set(root: Path, name: str, spec: dict) -> Path:
     return manifest
 
 
-def luigi(*args: str, workers: int = 1) -> float:
+def luigi(*args: str, workers: int = 1) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds and peak RSS in MiB of the largest process of one luigi run."""
     cmd = [sys.executable, "-m", "luigi", "--module", "luigi_tasks", *args, "--workers", str(workers), "--local-scheduler"]
     started = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
     took = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
-    return took
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{proc.stderr.read().decode()[-3000:]}")
+    return took, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def windows_of(manifest: Path, out: Path) -> Path:
@@ -129,7 +132,7 @@ def windows_of(manifest: Path, out: Path) -> Path:
     return out / "lhotse" / "alm_cuts_windows_all.jsonl.gz"
 
 
-def ours(manifest: Path, out: Path, shar: Path, workers: int, extra: list[str]) -> float:
+def ours(manifest: Path, out: Path, shar: Path, workers: int, extra: list[str]) -> tuple[float, float, float]:
     shutil.rmtree(shar, ignore_errors=True)
     shutil.rmtree(shar.with_name(shar.name + ".export"), ignore_errors=True)
     return luigi("AlmShar", "--manifest-path", str(manifest), "--output-dir", str(out), "--shar-dir", str(shar), *extra, workers=workers)
@@ -167,6 +170,25 @@ def compact_figures(manifest: Path, out: Path, root: Path) -> None:
               f"{held / 2**20:.2f} MiB held per cut read from Shar, {decoded / 2**20:.1f} MiB decoded (float32)")
 
 
+def resampler_figures() -> None:
+    """600 s of 48 kHz mono to 16 kHz: soxr (ours) against Lhotse's own resampler."""
+    from lhotse.augmentation import Resample
+
+    from alm_lhotse.audio import resample
+
+    x = speech_like(600, 48000, 1, seed=99)
+    for label, run in [("soxr HQ (ours)", lambda: resample(x, 48000, 16000)),
+                       ("Lhotse Resample", lambda: Resample(48000, 16000)(np.ascontiguousarray(x.T)))]:
+        best = min(_timed(run) for _ in range(3))
+        print(f"  resampling 600 s 48 kHz mono to 16 kHz, {label}: {best:.3f} s CPU")
+
+
+def _timed(run: object) -> float:
+    started = time.process_time()
+    run()  # type: ignore[operator]
+    return time.process_time() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workdir", type=Path, default=Path("bench_shar_data"))
@@ -181,23 +203,31 @@ def main() -> None:
         cuts = windows_of(manifest, out)
         count, hours = window_stats(cuts)
         print(f"{name}: {SETS[name]['count']} recordings x {SECONDS // 60} min, {count} windows, {hours:.2f} h of windows")
-        times: dict[str, list[float]] = {"ref": [], "ref_cpu": [], "w1": [], "w2": []}
+        times: dict[str, list[float]] = {k: [] for k in ("ref", "ref_cpu", "w1", "w1_cpu", "w1_rss", "w2", "w2_cpu", "w2_rss")}
         for _ in range(args.repeats):
             if args.reference_python:
                 ref = reference(args.reference_python, cuts, root / "ref-out")
                 times["ref"].append(ref["seconds"])
                 times["ref_cpu"].append(ref["cpu"])
-            times["w1"].append(ours(manifest, out, root / "shar-bench", 1, EXPORT_ARGS))
-            times["w2"].append(ours(manifest, out, root / "shar-bench", 2, EXPORT_ARGS))
+            for workers in (1, 2):
+                wall, cpu, rss = ours(manifest, out, root / "shar-bench", workers, EXPORT_ARGS)
+                times[f"w{workers}"].append(wall)
+                times[f"w{workers}_cpu"].append(cpu)
+                times[f"w{workers}_rss"].append(rss)
         med = {k: statistics.median(v) for k, v in times.items() if v}
-        print(f"  ours --workers 1: {med['w1']:.2f} s whole process (runs {', '.join(f'{t:.2f}' for t in times['w1'])})")
-        print(f"  ours --workers 2: {med['w2']:.2f} s whole process (runs {', '.join(f'{t:.2f}' for t in times['w2'])})")
+        for workers in (1, 2):
+            runs = ", ".join(f"{t:.2f}" for t in times[f"w{workers}"])
+            print(f"  ours --workers {workers}: {med[f'w{workers}']:.2f} s whole process, {med[f'w{workers}_cpu']:.2f} s CPU, "
+                  f"largest process {max(times[f'w{workers}_rss']):.0f} MiB (runs {runs})")
         if "ref" in med:
-            print(f"  reference cutter: {med['ref']:.2f} s extraction, {med['ref_cpu']:.2f} s CPU "
-                  f"(runs {', '.join(f'{t:.2f}' for t in times['ref'])})")
-            print(f"  ratio: {med['ref'] / med['w1']:.2f}x with one worker, {med['ref'] / med['w2']:.2f}x with two")
+            runs = ", ".join(f"{t:.2f}" for t in times["ref"])
+            print(f"  reference cutter: {med['ref']:.2f} s extraction, {med['ref_cpu']:.2f} s CPU (runs {runs})")
+            print(f"  wall ratio: {med['ref'] / med['w1']:.2f}x with one worker, {med['ref'] / med['w2']:.2f}x with two")
+            print(f"  CPU ratio (work per core): {med['ref_cpu'] / med['w1_cpu']:.2f}x with one worker, "
+                  f"{med['ref_cpu'] / med['w2_cpu']:.2f}x with two")
         if name == "wav48k":
             compact_figures(manifest, out, root)
+    resampler_figures()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from luigi_tasks.shar_report import ShardProgress, report_failures
 
 GROUPS_DIR = "groups"
 SHAR_GROUPS = Param(
-    INTEGER, 16, "Group tasks the shards are spread over (shard k in group k mod this); luigi runs "
+    INTEGER, 8, "Group tasks the shards are spread over (shard k in group k mod this); luigi runs "
     "groups in parallel on its workers. Does not change the shards.", low=1, name="shar_groups",
 )  # fmt: skip
 

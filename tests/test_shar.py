@@ -16,7 +16,13 @@ from lhotse.utils import compute_num_samples
 from alm_lhotse import audio as audio_module
 from alm_lhotse import shar as shar_module
 from alm_lhotse.recipe import manifest_paths, prepare_alm
-from alm_lhotse.shar import SharDirError, SharExportError, export_shar, nothing_written_warning, state_dir_for
+from alm_lhotse.shar import (
+    SharDirError,
+    SharExportError,
+    export_shar,
+    nothing_written_warning,
+    state_dir_for,
+)
 from alm_lhotse.shar_options import SharOptions
 from tests.test_audio import write_conversations
 
