@@ -9,8 +9,10 @@ samples (from the current window's start on), whatever the recording's length.
 A window's samples are ``num_samples(start)`` .. ``+ num_samples(duration)`` counted at
 the file's own rate, exactly as Lhotse slices a cut. Without mixing or resampling, a
 16-bit source is read and written as 16-bit integers (the same bytes as through float,
-less work). Mixing is the mean of the channels; resampling is soxr's, per window, so
-each window is independent of its neighbours, as with Lhotse's ``Recording.resample``.
+less work; mixing and resampling start from them too), and a FLAC source stored as the same FLAC is not decoded at all but for the
+partial frames at the window's edges: its whole frames are copied (``flac_frames``).
+Mixing is the mean of the channels; resampling is soxr's, per window, so each window is
+independent of its neighbours, as with Lhotse's ``Recording.resample``.
 """
 
 from __future__ import annotations
@@ -95,8 +97,7 @@ class RecordingReader:
         self.target_rate = options.target_rate(self.rate)
         self.mix = options.mix_to_mono and self.channels > 1
         self.subtype = options.store_subtype(self.audio.subtype)
-        exact = self.audio.subtype in _INTEGER_SOURCES and self.subtype == "PCM_16"
-        self.dtype = "int16" if exact and not self.mix and self.target_rate == self.rate else "float32"
+        self.dtype = "int16" if self.audio.subtype in _INTEGER_SOURCES else "float32"
         self.start = 0
         self.buffer: Optional[np.ndarray] = None
         self.format = options.audio_format
@@ -144,11 +145,26 @@ class RecordingReader:
             have = f"{self.frames} ({self.frames / self.rate:.3f} s)"
             raise SharExportError(cut["id"], self.path, f"window needs samples {first}..{first + count} but the file has {have}")
         samples = self._samples(first, count)
-        if self.mix:
-            samples = samples.mean(axis=1, dtype="float32")[:, None]
+        if self.mix or self.target_rate != self.rate:
+            samples = self._as_float(samples)
         if self.target_rate != self.rate:
             samples = self._resampled(samples, cut["duration"])
         return samples
+
+    def _as_float(self, samples: np.ndarray) -> np.ndarray:
+        """float32 samples, mixed to their mean when asked. 16-bit samples are scaled by
+        2^-15 as libsndfile reads them as floats, and summed as integers, so a mix of two
+        channels is exactly the float mean; numpy's ``mean(axis=1)`` was 10x slower."""
+        import numpy as np
+
+        integer = samples.dtype == np.int16
+        scale = 2.0**-15 if integer else 1.0
+        if not self.mix:
+            return samples.astype(np.float32) * np.float32(scale) if integer else samples
+        total = samples[:, 0].astype(np.int32 if integer else np.float32)
+        for channel in range(1, samples.shape[1]):
+            total += samples[:, channel]
+        return (total.astype(np.float32) * np.float32(scale / samples.shape[1]))[:, None]
 
     def _samples(self, first: int, count: int) -> np.ndarray:
         import numpy as np
