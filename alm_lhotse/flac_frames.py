@@ -11,7 +11,7 @@ left for two partial frames per window.
 The new stream uses variable block sizes (its first frame is shorter), so every frame
 header is rewritten to carry its first sample's number: the header's CRC-8 is computed
 again, and the frame's CRC-16 is updated without reading the frame, from the change of the
-header (CRC is linear: ``crc(H'+R) = crc(H+R) ^ crc(H ^ H' shifted by len(R))``).
+header (CRC is linear: ``crc(H'+R) = crc(H+R) ^ (crc(H) ^ crc(H')) * x^(8 len(R)) mod P``).
 
 Frames are found by their sync code, checked by the header's CRC-8 and by their number
 being the next one; anything unexpected (another blocking strategy, a number out of order,
@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 MAGIC = b"fLaC"
 _SYNC = b"\xff\xf8"  # fixed-blocksize frames; the sources we copy from
 _CHUNK = 1 << 20
 _CRC16_POLY = 0x8005
+Reader = Callable[[int, int], bytes]  # (offset, size) -> bytes
+Encoder = Callable[[int, int], bytes]  # (first sample, count) -> a FLAC stream of them
 
 
 def _crc8_table() -> list[int]:
@@ -71,21 +73,11 @@ def crc16(data: bytes) -> int:
     return crc
 
 
-def _mulmod(a: int, b: int) -> int:
-    """a * b modulo FLAC's CRC-16 polynomial (carry-less)."""
-    result = 0
-    for bit in range(15, -1, -1):
-        result = ((result << 1) ^ _CRC16_POLY) & 0xFFFF if result & 0x8000 else result << 1
-        if (b >> bit) & 1:
-            result ^= a
-    return result
-
-
-def _shift(value: int, nbytes: int) -> int:
+def _extend_shifts(nbytes: int) -> None:
+    """``_SHIFTS[n]`` = x^(8n) modulo the CRC-16 polynomial, up to ``nbytes``."""
     while len(_SHIFTS) <= nbytes:
         v = _SHIFTS[-1]
         _SHIFTS.append(((v << 8) & 0xFFFF) ^ CRC16[v >> 8])
-    return _mulmod(value, _SHIFTS[nbytes])
 
 
 def _utf8_number(value: int) -> bytes:
@@ -156,10 +148,11 @@ def parse_header(buf: bytes, pos: int) -> Optional[Header]:
 
 
 def _shift_all(values: list[int], nbytes: list[int]) -> list[int]:
-    """``_shift`` of many values at once (numpy), the costly part of renumbering frames."""
+    """Each value times x^(8n) modulo the CRC-16 polynomial (carry-less, with numpy): what a
+    CRC-16 over a header becomes once ``n`` more bytes follow it."""
     import numpy as np
 
-    _shift(0, max(nbytes, default=0))  # extends the table of x^(8n)
+    _extend_shifts(max(nbytes, default=0))
     a = np.array(values, dtype=np.uint32)
     b = np.array([_SHIFTS[n] for n in nbytes], dtype=np.uint32)
     result = np.zeros_like(a)
@@ -169,7 +162,7 @@ def _shift_all(values: list[int], nbytes: list[int]) -> list[int]:
     return result.tolist()
 
 
-def renumbered(frames: list[tuple[memoryview, Header]]) -> list[Any]:
+def renumbered(frames: list[tuple[Any, Header]]) -> list[Any]:
     """The frames as pieces of a variable-blocksize stream from sample 0: each header
     rewritten with its first sample's number, each CRC-16 updated for the new header."""
     heads, deltas, rests, sample = [], [], [], 0
@@ -184,15 +177,6 @@ def renumbered(frames: list[tuple[memoryview, Header]]) -> list[Any]:
         old_crc = (frame[-2] << 8) | frame[-1]
         pieces += [new_head, frame[header.length : -2], struct.pack(">H", old_crc ^ shifted)]
     return pieces
-
-
-def rewrite_frame(frame: bytes, header: Header, sample_number: int) -> bytes:
-    """One frame renumbered (the readable form of ``renumbered``, for tests)."""
-    new_head = header.rewritten(sample_number)
-    rest = len(frame) - header.length - 2
-    (old_crc,) = struct.unpack(">H", frame[-2:])
-    new_crc = old_crc ^ _shift(crc16(frame[: header.length]) ^ crc16(new_head), rest)
-    return new_head + frame[header.length : -2] + struct.pack(">H", new_crc)
 
 
 class Unusable(Exception):
@@ -215,7 +199,7 @@ class StreamInfo:
         return struct.pack(">HH", min_block, max_block) + bytes(6) + fields.to_bytes(8, "big") + bytes(16)
 
 
-def _metadata_end(read: "callable") -> tuple[StreamInfo, int]:  # type: ignore[valid-type]
+def _metadata_end(read: Reader) -> tuple[StreamInfo, int]:
     """STREAMINFO and the offset of the first frame; ``read(offset, n)`` gives bytes."""
     if read(0, 4) != MAGIC:
         raise Unusable("not a FLAC stream")
@@ -238,7 +222,7 @@ def _metadata_end(read: "callable") -> tuple[StreamInfo, int]:  # type: ignore[v
 class FrameIndex:
     """Offsets of the frames of a fixed-blocksize FLAC source, found as far as asked."""
 
-    def __init__(self, read: "callable", size: int, fd: Optional[int] = None) -> None:  # type: ignore[valid-type]
+    def __init__(self, read: Reader, size: int, fd: Optional[int] = None) -> None:
         self.read, self.size, self.fd = read, size, fd
         self.info, first = _metadata_end(read)
         self.block = self.info.min_block
@@ -343,7 +327,7 @@ def _frames_of(data: bytes, index: FrameIndex, first: int, last: int) -> list[tu
     ]
 
 
-def cut_stream(index: FrameIndex, first: int, count: int, encode: "callable") -> Optional[bytes]:  # type: ignore[valid-type]
+def cut_stream(index: FrameIndex, first: int, count: int, encode: Encoder) -> Optional[bytes]:
     """FLAC bytes of samples ``first`` .. ``first + count`` of the indexed source: whole
     frames copied, the partial ones at both ends from ``encode(first, count)`` (a FLAC
     stream of those samples). None when the window holds no whole frame to copy or

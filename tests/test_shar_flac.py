@@ -15,7 +15,14 @@ from lhotse import CutSet
 
 from alm_lhotse import flac_frames
 from alm_lhotse import shar_write as shar_write_module
-from alm_lhotse.flac_frames import FrameIndex, Unusable, crc16, cut_stream, parse_header, rewrite_frame
+from alm_lhotse.flac_frames import (
+    FrameIndex,
+    Unusable,
+    crc16,
+    cut_stream,
+    parse_header,
+    renumbered,
+)
 from alm_lhotse.recipe import manifest_paths, prepare_alm
 from alm_lhotse.shar import export_shar
 from tests.test_audio import band_limited_noise, write_conversations
@@ -71,7 +78,11 @@ def test_renumbered_frames_keep_valid_checksums(tmp_path: Path) -> None:
     frame = data[begin:end]
     assert crc16(frame[:-2]) == int.from_bytes(frame[-2:], "big")
     for sample in (0, 127, 128, 4096 * 1000, 2**35):
-        new = rewrite_frame(frame, header, sample)
+        lead = parse_header(data, begin)  # a frame of ``sample`` samples before this one
+        assert lead is not None
+        lead.blocksize = sample
+        pieces = renumbered([(frame, lead), (frame, header)])[3:]  # head, data, CRC of the second
+        new = b"".join(bytes(p) for p in pieces)
         assert crc16(new[:-2]) == int.from_bytes(new[-2:], "big")
         reparsed = flac_frames._read_number(new, 4)
         assert reparsed is not None and reparsed[0] == sample and new[1] == 0xF9
