@@ -29,7 +29,8 @@ from alm_lhotse.recipe import (
     configs_from_options,
     prepare_alm,
 )
-from alm_lhotse.shar import AUDIO_FORMATS, SharExportError, export_shar
+from alm_lhotse.shar import SharExportError, export_shar, nothing_written_warning
+from alm_lhotse.shar_options import SHAR_PARAMS
 
 TRANSCRIPTS_FILE = "lhotse/alm_cuts_transcripts_all.jsonl.gz"
 
@@ -58,11 +59,18 @@ def _option(spec: Param) -> Callable[[Callable], Callable]:
     return click.option(*flags, spec.name, type=_Declared(spec), default=spec.text(spec.default), help=help_text)
 
 
-def _declared_options(command: Callable) -> Callable:
-    """One click option per declared parameter (alm_lhotse.config), in declaration order."""
-    for spec in reversed(PARAMETERS):
-        command = _option(spec)(command)
-    return command
+def _declared_options_of(params: tuple[Param, ...]) -> Callable[[Callable], Callable]:
+    """One click option per declared parameter, in declaration order."""
+
+    def decorate(command: Callable) -> Callable:
+        for spec in reversed(params):
+            command = _option(spec)(command)
+        return command
+
+    return decorate
+
+
+_declared_options = _declared_options_of(PARAMETERS)
 
 
 class PathOrUrl(click.ParamType):
@@ -190,16 +198,7 @@ def _read_summary(output_dir: Union[Path, str]) -> dict[str, Any]:
 @shar.command("export-alm", context_settings=dict(show_default=True))
 @click.argument("cuts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.argument("output_dir", type=click.Path(path_type=Path))
-@click.option("-s", "--shard-size", type=int, default=1000, help="Windows per shard.")
-@click.option("-a", "--audio-format", type=click.Choice(AUDIO_FORMATS), default="flac", help="Audio format in the shards.")
-@click.option("-r", "--sampling-rate", type=int, default=None, help="Resample to this rate (default: keep the source's).")
-@click.option("--mono/--keep-channels", default=False, help="Mix multi-channel audio to mono (mean of channels).")
-@click.option(
-    "--on-error",
-    type=click.Choice(("fail", "skip")),
-    default="fail",
-    help="fail: stop at a window whose audio is missing or unreadable; skip: list it in OUTPUT_DIR.export/rejects.jsonl.",
-)
+@_declared_options_of(SHAR_PARAMS)
 @click.option("-j", "--num-jobs", type=int, default=1, help="Worker processes (one shard each at a time).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def export_alm(cuts: Path, output_dir: Path, **options: Any) -> None:
@@ -210,11 +209,17 @@ def export_alm(cuts: Path, output_dir: Path, **options: Any) -> None:
     """
     try:
         summary = export_shar(cuts, output_dir, **options)
-    except (SharExportError, ValueError) as exc:
+    except SharExportError as exc:
+        raise click.ClickException(f"{exc} (use --audio-on-error skip to leave such windows out)") from None
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{summary['written']} of {summary['windows']} windows in {summary['shards']} shards in {output_dir}")
+    hours = f"{summary['hours']:.2f} h of audio"
+    click.echo(f"{summary['written']} of {summary['windows']} windows ({hours}) in {summary['shards']} shards in {output_dir}")
     if summary["rejected"]:
         click.echo(f"{summary['rejected']} windows rejected: see {summary['rejects_path']}")
+    warning = nothing_written_warning(summary)
+    if warning:
+        click.echo(warning, err=True)
 
 
 def main(argv: Optional[list[str]] = None, prog_name: Optional[str] = None) -> None:

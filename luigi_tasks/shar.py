@@ -1,12 +1,19 @@
-"""Luigi task ``AlmShar``: the kept windows of ``AlmWindows`` as Lhotse Shar shards with audio.
+"""Luigi tasks of the Shar export: the kept windows of ``AlmWindows`` with their audio.
 
-    luigi --module luigi_tasks AlmShar --output-dir out --local-scheduler
+    luigi --module luigi_tasks AlmShar --output-dir out --workers 2 --local-scheduler
+
+``AlmSharPlan`` assigns the windows to shards of about ``--shard-duration`` seconds of
+audio; ``AlmSharGroup`` tasks (``--shar-groups`` of them, shard ``k`` in group ``k mod
+groups``) write the shards, so luigi spreads them over ``--workers`` and over the
+workers of several machines sharing one luigid; ``AlmShar`` requires every group and
+writes the rejects and the summary last. All of them are known when the run is
+scheduled, so every worker that schedules ``AlmShar`` can take any group.
 
 The shards go to ``OUTPUT_DIR/shar-<key>/`` (``key`` hashes the upstream job and the
 export options, so a changed input or option never reuses stale shards) unless
-``--shar-dir`` names a directory; the export's bookkeeping, rejects and summary go beside
-it in ``<shar dir>.export/``. The summary is written last, so it marks completion; a
-killed export resumes shard by shard (see ``alm_lhotse.shar``).
+``--shar-dir`` names a directory; the export's bookkeeping goes beside it in
+``<shar dir>.export/``. Each shard is written under a temp name, renamed into place and
+then marked done, so a killed export resumes shard by shard (see ``alm_lhotse.shar``).
 """
 
 from __future__ import annotations
@@ -14,60 +21,123 @@ from __future__ import annotations
 import sys
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import luigi
+import orjson
 from luigi.util import inherits
 
-from alm_lhotse.shar import AUDIO_FORMATS, ON_ERROR_CHOICES, export_shar, state_dir_for
-from alm_lhotse.storage import key_of
+from alm_lhotse.params import INTEGER, Param
+from alm_lhotse.shar import (
+    end_of_export_block,
+    finish_export,
+    nothing_written_warning,
+    prepare_export,
+    state_dir_for,
+)
+from alm_lhotse.shar_options import SHAR_PARAMS, SharOptions
+from alm_lhotse.shar_plan import PLAN, read_plan, shards_of_group
+from alm_lhotse.shar_write import read_done, write_shard
+from alm_lhotse.storage import key_of, write_atomic
 from luigi_tasks.merge import AlmWindows
+from luigi_tasks.parameters import AlmParameters, DeclaredParameter, reported
+from luigi_tasks.shar_report import ShardProgress, report_failures
+
+GROUPS_DIR = "groups"
+SHAR_GROUPS = Param(
+    INTEGER, 8, "Group tasks the shards are spread over (shard k in group k mod this); luigi runs "
+    "groups in parallel on its workers. Does not change the shards.", low=1, name="shar_groups",
+)  # fmt: skip
+
+
+def _with_shar_parameters(cls: type) -> type:
+    """One luigi parameter per declaration in ``alm_lhotse.shar_options`` (and the group count)."""
+    for spec, extra in [*((p, {}) for p in SHAR_PARAMS), (SHAR_GROUPS, {"significant": False})]:
+        parameter = DeclaredParameter(spec, **extra)
+        parameter.__set_name__(cls, spec.name)
+        setattr(cls, spec.name, parameter)
+    return cls
 
 
 @inherits(AlmWindows)
-class AlmShar(luigi.Task):
-    """Export the windows of ``AlmWindows`` (same parameters) with their audio as Shar."""
+@_with_shar_parameters
+class AlmSharBase(AlmParameters, luigi.Task):
+    """Every parameter of ``AlmWindows`` and of the export, checked when the task is made
+    (before any work: one ``ERROR:`` line and exit 35 on the command line)."""
 
-    shard_size = luigi.IntParameter(default=1000, description="Windows per shard.")
-    audio_format = luigi.ChoiceParameter(default="flac", choices=AUDIO_FORMATS, description="Audio format in the shards.")
-    sampling_rate = luigi.IntParameter(default=0, description="Resample to this rate (0: keep the source rate).")
-    mono = luigi.BoolParameter(default=False, description="Mix multi-channel audio to mono.")
-    audio_on_error = luigi.ChoiceParameter(
-        default="fail",
-        choices=ON_ERROR_CHOICES,
-        description="fail: stop at a window whose audio is missing or unreadable; skip: list it in the rejects.",
-    )
     shar_dir = luigi.Parameter(default="", description="Shard directory (default: OUTPUT_DIR/shar-<key>).")
-    shar_jobs = luigi.IntParameter(default=1, significant=False, description="Processes writing shards.")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        with reported():
+            self.options = SharOptions(**{p.name: getattr(self, p.name) for p in SHAR_PARAMS})
 
     @cached_property
     def _windows(self) -> AlmWindows:
         return self.clone(AlmWindows)
 
-    def requires(self) -> AlmWindows:
-        return self._windows
-
-    def _options(self) -> dict:
-        return {
-            "shard_size": self.shard_size,
-            "audio_format": self.audio_format,
-            "sampling_rate": self.sampling_rate or None,
-            "mono": self.mono,
-            "on_error": self.audio_on_error,
-        }
-
-    @property
+    @cached_property
     def shar_path(self) -> Path:
         if self.shar_dir:
             return Path(self.shar_dir).absolute()
-        return self._windows.final_dir / f"shar-{key_of([self._windows.job_key, self._options()], 12)}"
+        return self._windows.final_dir / f"shar-{key_of([self._windows.job_key, self.options.to_dict()], 12)}"
+
+    @property
+    def state_dir(self) -> Path:
+        return state_dir_for(self.shar_path)
+
+
+class AlmSharPlan(AlmSharBase):
+    """The windows of ``AlmWindows`` assigned to shards, each shard's windows in its input file."""
+
+    def requires(self) -> AlmWindows:
+        return self._windows
 
     def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(state_dir_for(self.shar_path) / "summary.json"))
+        return luigi.LocalTarget(str(self.state_dir / PLAN))
 
     def run(self) -> None:
-        summary = export_shar(self._windows.cuts_path, self.shar_path, num_jobs=self.shar_jobs, progress=False, **self._options())
-        rejected = f", {summary['rejected']} rejected (see {summary['rejects_path']})" if summary["rejected"] else ""
-        print(f"Shar export: {summary['shards']} shards, {summary['written']} windows written to {self.shar_path}{rejected}", flush=True)
-        if not summary["written"]:
-            why = f"all {summary['rejected']} windows were rejected" if summary["rejected"] else "AlmWindows kept no windows"
-            print(f"WARNING: the Shar export wrote nothing: {why}", file=sys.stderr, flush=True)
+        prepare_export(self._windows.cuts_path, self.shar_path, self.options, identity={"job": self._windows.job_key})
+
+
+class AlmSharGroup(AlmSharBase):
+    """The shards ``group``, ``group + shar_groups``, ... written one after the other;
+    shards already marked done (by an interrupted run) are kept."""
+
+    group = luigi.IntParameter(description="Which group of shards.")
+
+    def requires(self) -> AlmSharPlan:
+        return self.clone(AlmSharPlan)
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.state_dir / GROUPS_DIR / f"{self.shar_groups}-{self.group:06d}.json"))
+
+    def run(self) -> None:
+        plan = read_plan(self.state_dir)
+        assert plan is not None, "AlmSharPlan is complete"
+        shards = shards_of_group(plan, self.group, self.shar_groups)
+        todo = [index for index in shards if read_done(self.state_dir, index) is None]
+        with ShardProgress(self, sum(plan["shards"][index][0] for index in todo)) as progress:
+            for index in todo:
+                write_shard(self.state_dir, self.shar_path, index, self.options, progress=progress)
+        write_atomic(Path(self.output().path), orjson.dumps({"shards": list(shards)}))
+
+
+class AlmShar(AlmSharBase):
+    """Export the windows of ``AlmWindows`` (same parameters) with their audio as Shar."""
+
+    def requires(self) -> list[AlmSharGroup]:
+        return [self.clone(AlmSharGroup, group=group) for group in range(self.shar_groups)]
+
+    def output(self) -> luigi.LocalTarget:
+        return luigi.LocalTarget(str(self.state_dir / "summary.json"))
+
+    def run(self) -> None:
+        summary = finish_export(self.shar_path)
+        print(end_of_export_block(summary), flush=True)
+        warning = nothing_written_warning(summary, no_windows="AlmWindows kept no windows")
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+
+
+report_failures(AlmSharBase)
