@@ -10,13 +10,15 @@ import luigi
 
 from alm_lhotse.errors import ManifestError, OutputError
 from alm_lhotse.params import ParamError
+from alm_lhotse.shar import SharDirError
+from alm_lhotse.shar_write import SharExportError
 from luigi_tasks.layout import PipelineError
 from luigi_tasks.merge import AlmWindows
 from luigi_tasks.partition import AlmPart
 from luigi_tasks.progress import close_job
 from luigi_tasks.staging import StagingError
 
-USER_ERRORS = (ManifestError, OutputError, ParamError, PipelineError, StagingError)
+USER_ERRORS = (ManifestError, OutputError, ParamError, PipelineError, StagingError, SharDirError, SharExportError)
 
 
 class _WithoutUserErrorTracebacks(logging.Filter):

@@ -5,7 +5,6 @@ export)."""
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import time
@@ -13,28 +12,11 @@ from typing import Any, Optional
 
 import luigi
 
-from alm_lhotse.shar import SharDirError, state_dir_for
+from alm_lhotse.shar import state_dir_for
 from alm_lhotse.shar_write import SharExportError
+from luigi_tasks.progress import local_run
 
-PLAIN_ERRORS = (SharExportError, SharDirError)
 _REPORT_EVERY_S = 1.0
-
-
-class _NoTracebackForPlainErrors(logging.Filter):
-    """Luigi logs every task failure with its traceback; ours say all in one line."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], PLAIN_ERRORS):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-def _local_run() -> bool:
-    try:
-        return bool(luigi.interface.core().local_scheduler)
-    except Exception:  # noqa: BLE001 - no command line (e.g. luigi.build): no bar
-        return False
 
 
 class ShardProgress:
@@ -44,7 +26,7 @@ class ShardProgress:
     def __init__(self, task: Any, total: int) -> None:
         self.task, self.total, self.done, self.last = task, total, 0, 0.0
         self.bar: Optional[Any] = None
-        if _local_run() and total:
+        if local_run() and total:
             from tqdm import tqdm
 
             label = f"Shar group {task.group + 1}/{task.shar_groups}"
@@ -74,8 +56,8 @@ class ShardProgress:
 
 
 def report_failures(task_class: type) -> None:
-    """One ``ERROR:`` line per failed export task; for missing or unreadable audio, how to go on."""
-    logging.getLogger("luigi-interface").addFilter(_NoTracebackForPlainErrors())
+    """One ``ERROR:`` line per failed export task; for missing or unreadable audio, how to
+    go on (luigi's own report of these is dropped by ``luigi_tasks.events``)."""
 
     @task_class.event_handler(luigi.Event.FAILURE)
     def _report(task: Any, exc: BaseException) -> None:
