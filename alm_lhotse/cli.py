@@ -19,8 +19,9 @@ from lhotse.bin.modes.cli_base import cli, prepare
 from lhotse.bin.modes.shar import shar
 
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
-from alm_lhotse.config import PARAMETERS
+from alm_lhotse.config import PARAMETERS, TranscriptConfig
 from alm_lhotse.errors import ManifestError, OutputError
+from alm_lhotse.outputs.streams import CUTS_PART, FINAL_NAMES, TRANSCRIPTS_FINAL
 from alm_lhotse.params import BOOL, CHOICE, Param, ParamError
 from alm_lhotse.recipe import (
     OVERLAP_OPTIONS,
@@ -29,8 +30,6 @@ from alm_lhotse.recipe import (
     prepare_alm,
 )
 from alm_lhotse.shar import AUDIO_FORMATS, SharExportError, export_shar
-
-TRANSCRIPTS_FILE = "lhotse/alm_cuts_transcripts_all.jsonl.gz"
 
 
 class _Declared(click.ParamType):
@@ -86,23 +85,14 @@ def _declared_options(command: Callable) -> Callable:
     help="Bandwidth = highest frequency within this many dB of the spectrum's peak.",
 )
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
-@click.option(
-    "--transcript-view/--no-transcript-view",
-    default=False,
-    help=f"Also write OUTPUT_DIR/{TRANSCRIPTS_FILE}: the window cuts with one supervision each holding the whole transcript.",
-)
-@click.option(
-    "--speaker-tag",
-    default="[{speaker}]",
-    help="How each speaker's turn starts in the whole transcript ({speaker} is replaced; empty: no tags).",
-)
-def alm(manifest_path: Path, output_dir: Path, transcript_view: bool, speaker_tag: str, **options: Any) -> None:
+def alm(manifest_path: Path, output_dir: Path, transcript_view: bool, transcript_speaker_tag: str, **options: Any) -> None:
     """ALM training windows from diarized, transcribed conversation manifests.
 
     MANIFEST_PATH is a JSONL manifest (optionally gzipped) or a directory searched for them.
     Writes OUTPUT_DIR/alm_output.jsonl (NeMo Curator compatible), OUTPUT_DIR/rejects.jsonl,
     Lhotse manifests OUTPUT_DIR/lhotse/alm_{recordings,supervisions,cuts_windows}_all.jsonl.gz,
-    a NeMo manifest of the windows OUTPUT_DIR/alm_windows_nemo.jsonl and OUTPUT_DIR/report.html.
+    a NeMo manifest of the windows OUTPUT_DIR/alm_windows_nemo.jsonl and OUTPUT_DIR/report.html;
+    with --transcript-view also OUTPUT_DIR/lhotse/alm_cuts_transcripts_all.jsonl.gz.
     """
     try:
         configs_from_options({name: options[name] for name in (*WINDOW_OPTIONS, *OVERLAP_OPTIONS)})
@@ -124,19 +114,15 @@ def alm(manifest_path: Path, output_dir: Path, transcript_view: bool, speaker_ta
     if summary["rejected"]:
         click.echo(f"{summary['rejected']} lines rejected: see {output_dir / 'rejects.jsonl'}")
     if transcript_view:
-        _write_transcripts(output_dir, speaker_tag or None)
+        _write_transcripts(output_dir, TranscriptConfig(transcript_view, transcript_speaker_tag))
     click.echo(f"report: {_report(output_dir)}")
 
 
-def _write_transcripts(output_dir: Path, speaker_tag: Optional[str]) -> None:
-    from lhotse import CutSet
+def _write_transcripts(output_dir: Path, config: TranscriptConfig) -> None:
+    from alm_lhotse.lhotse_io import write_transcript_view
 
-    from alm_lhotse.lhotse_io import transcript_view
-    from alm_lhotse.outputs.streams import CUTS_PART, FINAL_NAMES
-
-    cuts = CutSet.from_file(output_dir / FINAL_NAMES[CUTS_PART])
-    transcript_view(cuts, speaker_tag).to_file(output_dir / TRANSCRIPTS_FILE)
-    click.echo(f"transcript view: {output_dir / TRANSCRIPTS_FILE}")
+    written = write_transcript_view(output_dir / FINAL_NAMES[CUTS_PART], output_dir / TRANSCRIPTS_FINAL, config.speaker_tag)
+    click.echo(f"transcript view: {written}")
 
 
 def _report(output_dir: Path) -> Path:

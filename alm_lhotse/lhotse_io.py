@@ -12,6 +12,7 @@ dataloader workers).
 from __future__ import annotations
 
 from itertools import count
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
 from lhotse import (
@@ -37,6 +38,7 @@ from alm_lhotse.outputs.lhotse_manifests import (
 from alm_lhotse.outputs.nemo_manifest import SPEAKER_TAG, transcript_text
 from alm_lhotse.reading.discovery import ManifestPaths
 from alm_lhotse.reading.reader import iter_lines, parse_line
+from alm_lhotse.storage import atomic_path
 
 ZERO_LENGTH_KEY = "zero_length_segments"
 TURNS_KEY = "turns"
@@ -231,3 +233,11 @@ def transcript_view(cuts: CutSet, speaker_tag: Optional[str] = SPEAKER_TAG) -> C
 def turns_of(supervision: SupervisionSegment) -> list[SupervisionSegment]:
     """The per-turn supervisions a transcript supervision (``transcript_view``) holds."""
     return [SupervisionSegment.from_dict(d) for d in (supervision.custom or {}).get(TURNS_KEY, ())]
+
+
+def write_transcript_view(cuts_path: Path, path: Path, speaker_tag: Optional[str] = SPEAKER_TAG) -> Path:
+    """Write the transcript view of the window cuts in ``cuts_path`` to ``path``, one cut
+    at a time (memory stays flat), through a temp name (never half a file)."""
+    with atomic_path(path, keep_suffix=True) as tmp:
+        transcript_view(CutSet.from_jsonl_lazy(cuts_path), speaker_tag).to_file(tmp)
+    return path

@@ -14,7 +14,7 @@ import luigi
 import orjson
 
 from alm_lhotse.execution.loop import merge_parts
-from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES
+from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES, TRANSCRIPTS_FINAL
 from alm_lhotse.report.page import write_report
 from alm_lhotse.sample import materialize_sample
 from alm_lhotse.storage import JOURNAL_NAME, dir_lock, finish_publishing, link_into, publish_set, remove_tree, write_atomic
@@ -112,7 +112,10 @@ class AlmWindows(AlmParameters, luigi.Task):
     def output(self) -> dict[str, luigi.LocalTarget]:
         """The final outputs by stream name, and ``summary``."""
         names = [*(name.split(".")[0] for name in FINAL_NAMES), "summary"]
-        return {name: luigi.LocalTarget(str(path)) for name, path in zip(names, final_files(self.final_dir))}
+        targets = {name: luigi.LocalTarget(str(path)) for name, path in zip(names, final_files(self.final_dir))}
+        if self.transcript_view:
+            targets["transcripts"] = luigi.LocalTarget(str(self.final_dir / TRANSCRIPTS_FINAL))
+        return targets
 
     def complete(self) -> bool:
         """Outputs exist and were made from these inputs and parameters."""
@@ -160,7 +163,7 @@ class AlmWindows(AlmParameters, luigi.Task):
             report = [path.relative_to(new) for path in write_report(new, summary)]
             marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [w.key for w in windows]}
             write_atomic(new / MARKER, orjson.dumps(marker))
-            names = [*FINAL_NAMES.values(), *report, SUMMARY, MARKER]
+            names = [*FINAL_NAMES.values(), *self._transcript_view(new), *report, SUMMARY, MARKER]
             publish_set(out, [(new / name, out / name) for name in names])
         except OSError as exc:
             remove_final_outputs(out)
@@ -168,6 +171,18 @@ class AlmWindows(AlmParameters, luigi.Task):
         finally:
             remove_tree(new)
         return summary
+
+    def _transcript_view(self, new: Path) -> list[str]:
+        """The transcript view, made from the merged cuts, when asked for; otherwise one
+        left by an earlier job goes (it does not belong to the new set)."""
+        config = self.transcript_config()
+        if not config.transcript_view:
+            (self.final_dir / TRANSCRIPTS_FINAL).unlink(missing_ok=True)
+            return []
+        from alm_lhotse.lhotse_io import write_transcript_view  # imports lhotse: only when asked for
+
+        write_transcript_view(new / FINAL_NAMES[CUTS_PART], new / TRANSCRIPTS_FINAL, config.speaker_tag)
+        return [TRANSCRIPTS_FINAL]
 
     def _collect_garbage(self) -> None:
         """Checkpoints of other jobs go; this job's stay (they are the partitions' outputs,
