@@ -257,7 +257,9 @@ def test_pipeline_writes_the_view_only_when_asked(fixtures_dir: Path, tmp_path: 
     assert again.returncode == 0, again.stderr
     assert not (out / TRANSCRIPTS_FILE).exists() and _published(out) == _published(tmp_path / "plain")
     # Plain text on the command line (an explicitly empty tag).
-    bare = luigi_run("--manifest-path", manifest, "--output-dir", "view", "--transcript-view", "--transcript-speaker-tag=", cwd=tmp_path)
+    bare = luigi_run(
+        "--manifest-path", manifest, "--output-dir", "view", "--transcript-view", "--transcript-speaker-tag=", cwd=tmp_path
+    )
     assert bare.returncode == 0, bare.stderr
     texts = [c.supervisions[0].text for c in CutSet.from_file(out / TRANSCRIPTS_FILE)]
     assert texts == [line["text"] for line in _lines(out / NEMO_FILE)]
