@@ -291,3 +291,18 @@ def test_bad_speaker_tag_is_one_error_line(tmp_path: Path, tag: str) -> None:
     assert proc.returncode == 35
     assert_one_error_line(proc.stderr, "ERROR:", "transcript_speaker_tag", "{speaker}")
     assert not (tmp_path / "out" / TRANSCRIPTS_FILE).exists()
+
+
+@pytest.mark.parametrize("tag", ["[{speaker}]", None, "{speaker}:"])
+def test_written_view_is_the_transform(tmp_path: Path, tag: Any) -> None:
+    """``write_transcript_view`` (lines, the pipeline's and the CLI's) gives the cuts the
+    lazy transform gives, truncated and zero-length turns, odd speakers and word alignments
+    included."""
+    from alm_lhotse.lhotse_io import write_transcript_view
+
+    run_job(_edge_input(tmp_path), tmp_path / "out", WindowConfig(drop_fields=""), OverlapConfig(), on_error="skip")
+    cuts = tmp_path / "out" / CUTS_FILE
+    written = write_transcript_view(cuts, tmp_path / "view.jsonl.gz", tag)
+    expected = [c.to_dict() for c in transcript_view(CutSet.from_file(cuts), tag)]
+    assert [c.to_dict() for c in CutSet.from_file(written)] == expected and len(expected) > 3
+    assert any(s.alignment for c in CutSet.from_file(cuts) for s in c.supervisions)
