@@ -306,3 +306,17 @@ def test_written_view_is_the_transform(tmp_path: Path, tag: Any) -> None:
     expected = [c.to_dict() for c in transcript_view(CutSet.from_file(cuts), tag)]
     assert [c.to_dict() for c in CutSet.from_file(written)] == expected and len(expected) > 3
     assert any(s.alignment for c in CutSet.from_file(cuts) for s in c.supervisions)
+
+
+def test_cli_transcript_view(fixtures_dir: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from alm_lhotse.cli import cli
+
+    args = ["prepare", "alm", str(fixtures_dir / "sample_input.jsonl"), str(tmp_path / "out"), "--no-progress"]
+    result = CliRunner().invoke(cli, [*args, "--transcript-view", "--transcript-speaker-tag", ""])
+    assert result.exit_code == 0, result.output
+    texts = [c.supervisions[0].text for c in CutSet.from_file(tmp_path / "out" / TRANSCRIPTS_FILE)]
+    assert texts == [line["text"] for line in _lines(tmp_path / "out" / NEMO_FILE)] and texts
+    bad = CliRunner().invoke(cli, [*args, "--transcript-view", "--transcript-speaker-tag", "{who}"])
+    assert bad.exit_code == 2 and "transcript-speaker-tag" in bad.output and "{speaker}" in bad.output
