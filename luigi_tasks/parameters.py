@@ -1,4 +1,4 @@
-"""The parameters every ALM task shares (builder, overlap and error policy), made from
+"""The parameters every ALM task shares (builder, overlap, error policy, transcript view), made from
 their declarations in ``alm_lhotse.config``, and their validation on luigi's command line.
 
 A bad value, whether luigi could parse it or not, on the command line or in a luigi cfg,
@@ -141,7 +141,7 @@ def _with_declared_parameters(cls: type) -> type:
 
 @_with_declared_parameters
 class AlmParameters:
-    """Builder, overlap and error-policy parameters: everything that changes the output.
+    """Builder, overlap, error-policy and transcript-view parameters: everything that changes the output.
     One luigi parameter per declaration in ``alm_lhotse.config``."""
 
     WINDOW_NAMES = tuple(p.name for p in WINDOW_PARAMS)
