@@ -19,9 +19,10 @@ from lhotse.bin.modes.cli_base import cli, prepare
 from lhotse.bin.modes.shar import shar
 
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
-from alm_lhotse.config import PARAMETERS
+from alm_lhotse.config import PARAMETERS, TranscriptConfig
 from alm_lhotse.errors import ManifestError, OutputError
 from alm_lhotse.fs import is_url, join, local_path, parse_options
+from alm_lhotse.outputs.streams import CUTS_PART, FINAL_NAMES, TRANSCRIPTS_FINAL
 from alm_lhotse.params import BOOL, CHOICE, Param, ParamError
 from alm_lhotse.recipe import (
     OVERLAP_OPTIONS,
@@ -31,8 +32,6 @@ from alm_lhotse.recipe import (
 )
 from alm_lhotse.shar import SharExportError, export_shar, nothing_written_warning
 from alm_lhotse.shar_options import SHAR_PARAMS
-
-TRANSCRIPTS_FILE = "lhotse/alm_cuts_transcripts_all.jsonl.gz"
 
 
 class _Declared(click.ParamType):
@@ -107,26 +106,21 @@ class PathOrUrl(click.ParamType):
     help="Bandwidth = highest frequency within this many dB of the spectrum's peak.",
 )
 @click.option("--progress/--no-progress", default=True, help="Show progress bars.")
-@click.option(
-    "--transcript-view/--no-transcript-view",
-    default=False,
-    help=f"Also write OUTPUT_DIR/{TRANSCRIPTS_FILE}: the window cuts with one supervision each holding the whole transcript.",
-)
-@click.option(
-    "--speaker-tag",
-    default="[{speaker}]",
-    help="How each speaker's turn starts in the whole transcript ({speaker} is replaced; empty: no tags).",
-)
 @click.option("--storage-options", default="", help="fsspec options for URLs, as a JSON object.")
 def alm(
-    manifest_path: Union[Path, str], output_dir: Union[Path, str], transcript_view: bool, speaker_tag: str, **options: Any
+    manifest_path: Union[Path, str],
+    output_dir: Union[Path, str],
+    transcript_view: bool,
+    transcript_speaker_tag: str,
+    **options: Any,
 ) -> None:
     """ALM training windows from diarized, transcribed conversation manifests.
 
     MANIFEST_PATH is a JSONL manifest (optionally gzipped) or a directory searched for them.
     Writes OUTPUT_DIR/alm_output.jsonl (NeMo Curator compatible), OUTPUT_DIR/rejects.jsonl,
     Lhotse manifests OUTPUT_DIR/lhotse/alm_{recordings,supervisions,cuts_windows}_all.jsonl.gz,
-    a NeMo manifest of the windows OUTPUT_DIR/alm_windows_nemo.jsonl and OUTPUT_DIR/report.html.
+    a NeMo manifest of the windows OUTPUT_DIR/alm_windows_nemo.jsonl and OUTPUT_DIR/report.html;
+    with --transcript-view also OUTPUT_DIR/lhotse/alm_cuts_transcripts_all.jsonl.gz.
     """
     try:
         configs_from_options({name: options[name] for name in (*WINDOW_OPTIONS, *OVERLAP_OPTIONS)})
@@ -150,23 +144,19 @@ def alm(
         click.echo(f"{summary['rejected']} lines rejected: see {join(output_dir, 'rejects.jsonl')}")
     if is_url(output_dir):
         if transcript_view:
-            raise click.ClickException("--transcript-view needs a local OUTPUT_DIR (or use the pipeline's --transcript-view)")
+            raise click.ClickException("--transcript-view needs a local OUTPUT_DIR")
         click.echo(f"report: run lhotse-alm report on a local copy of {output_dir}")
         return
     if transcript_view:
-        _write_transcripts(output_dir, speaker_tag or None)
+        _write_transcripts(output_dir, TranscriptConfig(transcript_view, transcript_speaker_tag))
     click.echo(f"report: {_report(output_dir)}")
 
 
-def _write_transcripts(output_dir: Path, speaker_tag: Optional[str]) -> None:
-    from lhotse import CutSet
+def _write_transcripts(output_dir: Path, config: TranscriptConfig) -> None:
+    from alm_lhotse.lhotse_io import write_transcript_view
 
-    from alm_lhotse.lhotse_io import transcript_view
-    from alm_lhotse.outputs.streams import CUTS_PART, FINAL_NAMES
-
-    cuts = CutSet.from_file(output_dir / FINAL_NAMES[CUTS_PART])
-    transcript_view(cuts, speaker_tag).to_file(output_dir / TRANSCRIPTS_FILE)
-    click.echo(f"transcript view: {output_dir / TRANSCRIPTS_FILE}")
+    written = write_transcript_view(output_dir / FINAL_NAMES[CUTS_PART], output_dir / TRANSCRIPTS_FINAL, config.speaker_tag)
+    click.echo(f"transcript view: {written}")
 
 
 def _report(output_dir: Path) -> Path:

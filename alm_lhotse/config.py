@@ -13,6 +13,7 @@ from typing import Any, Iterable, Union
 
 from alm_lhotse.params import (
     CHOICE,
+    FORMAT,
     NUMBER,
     Param,
     check_declared,
@@ -110,10 +111,41 @@ class OverlapConfig:
         return {p.record_key: getattr(self, p.name) for p in declared(OverlapConfig)}
 
 
+@declared_config
+@dataclass(frozen=True)
+class TranscriptConfig:
+    """The transcript view of the window cuts, an optional final output made from them
+    (``alm_lhotse.lhotse_io.transcript_view``); it changes no other output."""
+
+    transcript_view: bool = param(
+        False, "Also write lhotse/alm_cuts_transcripts_all.jsonl.gz: the window cuts, each with one "
+        "supervision holding its whole transcript (for readers of a cut's first supervision only).",
+    )  # fmt: skip
+    transcript_speaker_tag: str = param(
+        "[{speaker}]", "How each speaker's turn starts in the transcript view's text (empty: no tags).",
+        kind=FORMAT, choices=("speaker",),
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_declared(self)
+
+    @property
+    def speaker_tag(self) -> str | None:
+        return self.transcript_speaker_tag or None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Recorded only when the view is written: results without it keep the keys (and
+        the summary) they had before the option existed."""
+        if not self.transcript_view:
+            return {}
+        return {p.record_key: getattr(self, p.name) for p in declared(TranscriptConfig)}
+
+
 WINDOW_PARAMS = declared(WindowConfig)
 OVERLAP_PARAMS = declared(OverlapConfig)
+TRANSCRIPT_PARAMS = declared(TranscriptConfig)
 # Every parameter that changes results, in the order interfaces list them.
-PARAMETERS = (*WINDOW_PARAMS, *OVERLAP_PARAMS, ON_ERROR)
+PARAMETERS = (*WINDOW_PARAMS, *OVERLAP_PARAMS, ON_ERROR, *TRANSCRIPT_PARAMS)
 
 
 def params_digest(*configs: WindowConfig | OverlapConfig, length: int = 10) -> str:

@@ -12,8 +12,10 @@ dataloader workers).
 from __future__ import annotations
 
 from itertools import count
+from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
+import orjson
 from lhotse import (
     CutSet,
     MonoCut,
@@ -35,8 +37,10 @@ from alm_lhotse.outputs.lhotse_manifests import (
     window_cut_dict,
 )
 from alm_lhotse.outputs.nemo_manifest import SPEAKER_TAG, transcript_text
+from alm_lhotse.outputs.registry import GzipWriter
 from alm_lhotse.reading.discovery import ManifestPaths
-from alm_lhotse.reading.reader import iter_lines, parse_line
+from alm_lhotse.reading.reader import iter_jsonl_dicts, iter_lines, parse_line
+from alm_lhotse.storage import atomic_path
 
 ZERO_LENGTH_KEY = "zero_length_segments"
 TURNS_KEY = "turns"
@@ -197,26 +201,35 @@ def filter_overlapping_windows(cuts: CutSet, config: Optional[OverlapConfig] = N
     return CutSet(LazyOverlapFilter(cuts, config or OverlapConfig()))
 
 
+def transcript_supervision(
+    cut_id: str, recording_id: str, duration: Any, channel: Any, turns: list[dict[str, Any]], speaker_tag: Optional[str]
+) -> dict[str, Any]:
+    """The one supervision of a window cut's transcript view, as a dict: spanning the
+    window, its text the whole transcript (``transcript_text``, the NeMo manifest's
+    ``text``), the per-turn supervision dicts in its ``custom["turns"]``. The one rule
+    behind ``transcript_view`` (Lhotse objects) and ``write_transcript_view`` (lines)."""
+    return {
+        "id": f"{cut_id}-transcript",
+        "recording_id": recording_id,
+        "start": 0,
+        "duration": duration,
+        "channel": channel,
+        "text": transcript_text(((t.get("speaker"), t.get("text")) for t in turns), speaker_tag),
+        "custom": {TURNS_KEY: turns},
+    }
+
+
 class TranscriptSupervision:
-    """Picklable mapper: a window cut with one supervision spanning it, whose text is the
-    whole transcript (``transcript_text``, the NeMo manifest's ``text``); the per-turn
-    supervisions ride in that supervision's ``custom["turns"]`` as dicts."""
+    """Picklable mapper: a window cut with its one transcript supervision
+    (``transcript_supervision``) instead of one per turn."""
 
     def __init__(self, speaker_tag: Optional[str]) -> None:
         self.speaker_tag = speaker_tag
 
     def __call__(self, cut: MonoCut) -> MonoCut:
-        turns = cut.supervisions
-        whole = SupervisionSegment(
-            id=f"{cut.id}-transcript",
-            recording_id=cut.recording_id,
-            start=0,
-            duration=cut.duration,
-            channel=cut.channel,
-            text=transcript_text(((s.speaker, s.text) for s in turns), self.speaker_tag),
-            custom={TURNS_KEY: [s.to_dict() for s in turns]},
-        )
-        return fastcopy(cut, supervisions=[whole])
+        turns = [s.to_dict() for s in cut.supervisions]
+        whole = transcript_supervision(cut.id, cut.recording_id, cut.duration, cut.channel, turns, self.speaker_tag)
+        return fastcopy(cut, supervisions=[SupervisionSegment.from_dict(whole)])
 
 
 def transcript_view(cuts: CutSet, speaker_tag: Optional[str] = SPEAKER_TAG) -> CutSet:
@@ -231,3 +244,21 @@ def transcript_view(cuts: CutSet, speaker_tag: Optional[str] = SPEAKER_TAG) -> C
 def turns_of(supervision: SupervisionSegment) -> list[SupervisionSegment]:
     """The per-turn supervisions a transcript supervision (``transcript_view``) holds."""
     return [SupervisionSegment.from_dict(d) for d in (supervision.custom or {}).get(TURNS_KEY, ())]
+
+
+def write_transcript_view(cuts_path: Path, path: Path, speaker_tag: Optional[str] = SPEAKER_TAG) -> Path:
+    """Write the transcript view of the window cuts in ``cuts_path`` (a cuts manifest) to
+    ``path`` line by line, as dicts (building Lhotse objects would cost about 40x more),
+    memory flat, through a temp name (never half a file). Lhotse reads each line back as
+    ``transcript_view`` makes the cut."""
+    with atomic_path(path, keep_suffix=True) as tmp:
+        sink = GzipWriter(open(tmp, "wb"))
+        try:
+            for cut in iter_jsonl_dicts(cuts_path):
+                whole = transcript_supervision(
+                    cut["id"], cut["recording"]["id"], cut["duration"], cut["channel"], cut["supervisions"], speaker_tag
+                )
+                sink.write(orjson.dumps({**cut, "supervisions": [whole]}, option=orjson.OPT_APPEND_NEWLINE))
+        finally:
+            sink.close()
+    return path

@@ -20,6 +20,8 @@ from typing import Any, Callable, Iterable, Optional, Union
 
 # Value kinds: what the value is in Python and how it is written in text (cfg, command line).
 NUMBER, INTEGER, BOOL, FIELDS, CHOICE = "number", "integer", "bool", "fields", "choice"
+# A text that is a str.format template whose only fields are the names in ``choices``.
+FORMAT = "format"
 _PARAM = "alm_param"
 _TRUE_FALSE = {"true": True, "false": False}
 
@@ -69,6 +71,8 @@ class Param:
             return "true or false"
         if self.kind == CHOICE:
             return "one of " + ", ".join(self.choices)
+        if self.kind == FORMAT:
+            return "text whose only fields are " + ", ".join(f"{{{name}}}" for name in self.choices)
         if self.kind == FIELDS:
             text = "comma-separated field names (empty: none)"
             return text + (f", not {' or '.join(sorted(self.excluded))}" if self.excluded else "")
@@ -85,6 +89,8 @@ class Param:
             ok = isinstance(value, bool)
         elif self.kind == CHOICE:
             ok = isinstance(value, str) and value in self.choices
+        elif self.kind == FORMAT:
+            ok = isinstance(value, str) and _format_ok(value, self.choices)
         elif self.kind == FIELDS:
             ok = _fields_ok(value) and not (parse_fields(value) & self.excluded)
         else:
@@ -162,6 +168,14 @@ def _fields_ok(value: Any) -> bool:
         return all(isinstance(item, str) for item in value)
     except TypeError:
         return False
+
+
+def _format_ok(template: str, names: tuple[str, ...]) -> bool:
+    try:
+        template.format(**dict.fromkeys(names, ""))
+    except (KeyError, IndexError, ValueError, AttributeError):
+        return False
+    return True
 
 
 def _num(value: Union[float, str]) -> str:

@@ -62,7 +62,8 @@ def main(entries: int, workers: int, sample: Path | None) -> None:
     print(f"cold run (wall)    {cold:.2f} s")
     print(f"no-op re-run       {noop:.2f} s")
     print(f"window param re-run {changed:.2f} s")
-    print(f"stage time (sum)   {json.dumps({k: round(v, 2) for k, v in summary['timings'].items()})}")
+    stages = {k: round(v, 2) for k, v in summary["timings"].items() if isinstance(v, (int, float))}
+    print(f"stage time (sum)   {json.dumps(stages)}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Peak RSS of a dataloader worker reading 120 s windows from Shar, per sampler buffer size.
 
-A cut read from Shar holds its encoded audio in memory, so the sampler's buffers (bucket
-and shuffle) hold ``buffer`` windows' audio at once. White noise is the worst case for
+A cut read from Shar holds its encoded audio in memory, so the sampler's buffer holds
+``buffer`` windows' audio at once. White noise is the worst case for
 compression. Prints one line per buffer size: the worker's peak RSS and MiB per window.
 
     python benchmarks/bench_shar_memory.py --windows 120 --buffers 10,40,120 --rate 16000
@@ -30,8 +30,7 @@ class Audio(torch.utils.data.Dataset):
         return collate_audio(cuts)[0].shape
 
 cuts = CutSet.from_shar(in_dir=args["shar"])
-sampler = DynamicBucketingSampler(cuts, max_duration=240.0, num_buckets=2, buffer_size=args["buffer"],
-                                  shuffle=True, shuffle_buffer_size=args["buffer"], seed=0)
+sampler = DynamicBucketingSampler(cuts, max_duration=240.0, num_buckets=2, buffer_size=args["buffer"], shuffle=True, seed=0)
 loader = torch.utils.data.DataLoader(Audio(), sampler=sampler, batch_size=None, num_workers=1)
 batches = sum(1 for _ in loader)
 print(json.dumps({"batches": batches, "worker_peak_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))

@@ -15,8 +15,7 @@ import orjson
 from alm_lhotse import objects
 from alm_lhotse.execution.loop import merge_parts
 from alm_lhotse.fs import Location, is_url, join, location
-from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES
-from alm_lhotse.report.page import write_report
+from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES, TRANSCRIPTS_FINAL
 from alm_lhotse.sample import materialize_sample
 from alm_lhotse.storage import JOURNAL_NAME, dir_lock, finish_publishing, link_into, publish_set, remove_tree, write_atomic
 from luigi_tasks.bucket import LocationTarget, StorageOptions, merge_into_bucket
@@ -96,6 +95,8 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
     @cached_property
     def _parts(self) -> list[AlmPart]:
         ensure_writable(self.final_dir)
+        if self.transcript_view and is_url(self.final_dir):
+            raise PipelineError("--transcript-view needs a local --output-dir (the view is not yet written to object storage)")
         count = len(self.discovery().plan()["partitions"])
         common = {"manifest_path": self._manifest, "output_dir": str(self.final_dir), "count": count}
         return [self.clone(AlmPart, index=index, **common) for index in range(count)]
@@ -121,7 +122,10 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
         """The final outputs by stream name, and ``summary``."""
         names = [*(name.split(".")[0] for name in FINAL_NAMES), "summary"]
         target = LocationTarget if is_url(self.final_dir) else luigi.LocalTarget
-        return {name: target(str(path)) for name, path in zip(names, final_files(self.final_dir))}
+        targets = {name: target(str(path)) for name, path in zip(names, final_files(self.final_dir))}
+        if self.transcript_view:
+            targets["transcripts"] = target(str(join(self.final_dir, TRANSCRIPTS_FINAL)))
+        return targets
 
     def complete(self) -> bool:
         """Outputs exist and were made from these inputs and parameters."""
@@ -171,10 +175,12 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
             merge_s = time.perf_counter() - started
             summary = build_summary(totals, plan, self.parameters_record(), walls, merge_s, self.reused)
             write_atomic(new / SUMMARY, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+            from alm_lhotse.report.page import write_report  # matplotlib: only when a merge runs
+
             report = [path.relative_to(new) for path in write_report(new, summary)]
             marker = {"job_key": self.job_key, "parameters": self.parameters_record(), "parts": [w.key for w in windows]}
             write_atomic(new / MARKER, orjson.dumps(marker))
-            names = [*FINAL_NAMES.values(), *report, SUMMARY, MARKER]
+            names = [*FINAL_NAMES.values(), *self._transcript_view(new), *report, SUMMARY, MARKER]
             publish_set(out, [(new / name, out / name) for name in names])
         except OSError as exc:
             remove_final_outputs(out)
@@ -182,6 +188,18 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
         finally:
             remove_tree(new)
         return summary
+
+    def _transcript_view(self, new: Path) -> list[str]:
+        """The transcript view, made from the merged cuts, when asked for; otherwise one
+        left by an earlier job goes (it does not belong to the new set)."""
+        config = self.transcript_config()
+        if not config.transcript_view:
+            (self.final_dir / TRANSCRIPTS_FINAL).unlink(missing_ok=True)
+            return []
+        from alm_lhotse.lhotse_io import write_transcript_view  # imports lhotse: only when asked for
+
+        write_transcript_view(new / FINAL_NAMES[CUTS_PART], new / TRANSCRIPTS_FINAL, config.speaker_tag)
+        return [TRANSCRIPTS_FINAL]
 
     def _collect_garbage(self) -> None:
         """Checkpoints of other jobs go; this job's stay (they are the partitions' outputs,

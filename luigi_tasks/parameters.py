@@ -1,4 +1,4 @@
-"""The parameters every ALM task shares (builder, overlap and error policy), made from
+"""The parameters every ALM task shares (builder, overlap, error policy, transcript view), made from
 their declarations in ``alm_lhotse.config``, and their validation on luigi's command line.
 
 A bad value, whether luigi could parse it or not, on the command line or in a luigi cfg,
@@ -26,8 +26,10 @@ from alm_lhotse.config import (
     ON_ERROR,
     OVERLAP_PARAMS,
     PARAMETERS,
+    TRANSCRIPT_PARAMS,
     WINDOW_PARAMS,
     OverlapConfig,
+    TranscriptConfig,
     WindowConfig,
     params_digest,
 )
@@ -139,12 +141,13 @@ def _with_declared_parameters(cls: type) -> type:
 
 @_with_declared_parameters
 class AlmParameters:
-    """Builder, overlap and error-policy parameters: everything that changes the output.
+    """Builder, overlap, error-policy and transcript-view parameters: everything that changes the output.
     One luigi parameter per declaration in ``alm_lhotse.config``."""
 
     WINDOW_NAMES = tuple(p.name for p in WINDOW_PARAMS)
     OVERLAP_NAMES = tuple(p.name for p in OVERLAP_PARAMS)
-    PARAMETER_NAMES = (*WINDOW_NAMES, *OVERLAP_NAMES, ON_ERROR.name)
+    TRANSCRIPT_NAMES = tuple(p.name for p in TRANSCRIPT_PARAMS)
+    PARAMETER_NAMES = (*WINDOW_NAMES, *OVERLAP_NAMES, ON_ERROR.name, *TRANSCRIPT_NAMES)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         """Checks what one value alone cannot (min_speakers <= max_speakers) and the cfg
@@ -153,6 +156,7 @@ class AlmParameters:
         with reported():
             self.window_config()
             self.overlap_config()
+            self.transcript_config()
         check_config_sections()
 
     def window_config(self) -> WindowConfig:
@@ -161,17 +165,32 @@ class AlmParameters:
     def overlap_config(self) -> OverlapConfig:
         return OverlapConfig(**{name: getattr(self, name) for name in self.OVERLAP_NAMES})
 
+    def transcript_config(self) -> TranscriptConfig:
+        return TranscriptConfig(**{name: getattr(self, name) for name in self.TRANSCRIPT_NAMES})
+
     def processing_params(self) -> dict[str, Any]:
         """The values to hand to downstream tasks explicitly (else they use defaults)."""
         return {name: getattr(self, name) for name in self.PARAMETER_NAMES}
 
     def parameters_record(self) -> dict[str, Any]:
-        return {
+        """The parameters in summary.json and the marker; the transcript view's only when
+        it is written (as ``results_digest``)."""
+        record = {
             "window": self.window_config().to_dict(),
             "overlap": self.overlap_config().to_dict(),
             "on_error": self.on_error,
         }
+        transcript = self.transcript_config().to_dict()
+        if transcript:
+            record["transcript"] = transcript
+        return record
 
     def results_digest(self) -> str:
-        """Hash of every parameter that changes results (validates them on the way)."""
-        return key_of([FORMAT_VERSION, params_digest(self.window_config(), self.overlap_config()), self.on_error])
+        """Hash of every parameter that changes results (validates them on the way). The
+        transcript view counts only when it is written, so every job without it keeps
+        its key."""
+        parts: list[Any] = [FORMAT_VERSION, params_digest(self.window_config(), self.overlap_config()), self.on_error]
+        transcript = self.transcript_config().to_dict()
+        if transcript:
+            parts.append(transcript)
+        return key_of(parts)

@@ -217,3 +217,106 @@ def test_transcript_view_as_nemo_conversation_reader(fixtures_dir: Path, tmp_pat
         assert transcript_text([(s.speaker, s.text) for s in cut.supervisions]) == line["text"]
     plain = next(iter(transcript_view(cuts, speaker_tag=None)))
     assert plain.supervisions[0].text == lines[0]["text"]
+
+
+# --- the transcript view as a final output of the pipeline ---------------------------------
+
+TRANSCRIPTS_FILE = "lhotse/alm_cuts_transcripts_all.jsonl.gz"
+
+
+def _published(out: Path) -> dict[str, bytes]:
+    """Every final output but the summary (it holds timings and the parameters)."""
+    return {name: (out / name).read_bytes() for name in FINAL_NAMES.values()}
+
+
+def test_pipeline_writes_the_view_only_when_asked(fixtures_dir: Path, tmp_path: Path) -> None:
+    from tests.test_params import luigi_run
+
+    manifest = str(fixtures_dir / "sample_input.jsonl")
+    plain = luigi_run("--manifest-path", manifest, "--output-dir", "plain", cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    assert not (tmp_path / "plain" / TRANSCRIPTS_FILE).exists()
+    assert "transcript" not in json.loads((tmp_path / "plain" / "summary.json").read_text())["parameters"]
+
+    cfg = tmp_path / "view.cfg"
+    cfg.write_text("[AlmWindows]\ntranscript_view = true\ntranscript_speaker_tag = <{speaker}>:\n")
+    out = tmp_path / "view"
+    viewed = luigi_run("--manifest-path", manifest, "--output-dir", "view", cwd=tmp_path, env={"LUIGI_CONFIG_PATH": str(cfg)})
+    assert viewed.returncode == 0, viewed.stderr
+    cuts = CutSet.from_file(out / CUTS_FILE)
+    written = list(CutSet.from_file(out / TRANSCRIPTS_FILE))
+    expected = list(transcript_view(cuts, "<{speaker}>:"))
+    assert [c.to_dict() for c in written] == [c.to_dict() for c in expected] and written
+    assert all(c.supervisions[0].text.startswith(f"<{c.supervisions[0].custom['turns'][0]['speaker']}>: ") for c in written)
+    assert _published(out) == _published(tmp_path / "plain")  # the other outputs do not depend on it
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parameters"]["transcript"] == {"transcript_view": True, "transcript_speaker_tag": "<{speaker}>:"}
+
+    # Turned off, the next run's set of outputs has no view: the earlier one goes.
+    again = luigi_run("--manifest-path", manifest, "--output-dir", "view", "--transcript-view", "false", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert not (out / TRANSCRIPTS_FILE).exists() and _published(out) == _published(tmp_path / "plain")
+    # Plain text on the command line (an explicitly empty tag).
+    bare = luigi_run(
+        "--manifest-path", manifest, "--output-dir", "view", "--transcript-view", "--transcript-speaker-tag=", cwd=tmp_path
+    )
+    assert bare.returncode == 0, bare.stderr
+    texts = [c.supervisions[0].text for c in CutSet.from_file(out / TRANSCRIPTS_FILE)]
+    assert texts == [line["text"] for line in _lines(out / NEMO_FILE)]
+
+
+def test_view_keys_the_job_only_when_written() -> None:
+    """Every job without the view keeps the key it had before the option existed; with
+    it, the key depends on the tag."""
+    from alm_lhotse.config import TranscriptConfig, params_digest
+    from alm_lhotse.storage import key_of
+    from luigi_tasks import AlmWindows
+    from luigi_tasks.parameters import FORMAT_VERSION
+
+    task = AlmWindows()
+    before = key_of([FORMAT_VERSION, params_digest(task.window_config(), task.overlap_config()), task.on_error])
+    assert task.results_digest() == before
+    assert AlmWindows(transcript_speaker_tag="").results_digest() == before
+    keys = {AlmWindows(transcript_view=True, transcript_speaker_tag=tag).results_digest() for tag in ("", "[{speaker}]")}
+    assert len(keys) == 2 and before not in keys
+    assert "transcript" not in AlmWindows().parameters_record()
+    assert TranscriptConfig().to_dict() == {} and TranscriptConfig(transcript_view=True).speaker_tag == "[{speaker}]"
+
+
+@pytest.mark.parametrize("tag", ["{spk}", "{0}", "[{speaker", "{speaker.name}"])
+def test_bad_speaker_tag_is_one_error_line(tmp_path: Path, tag: str) -> None:
+    from tests.test_params import assert_one_error_line, luigi_run
+
+    proc = luigi_run("--output-dir", "out", "--transcript-view", f"--transcript-speaker-tag={tag}", cwd=tmp_path)
+    assert proc.returncode == 35
+    assert_one_error_line(proc.stderr, "ERROR:", "transcript_speaker_tag", "{speaker}")
+    assert not (tmp_path / "out" / TRANSCRIPTS_FILE).exists()
+
+
+@pytest.mark.parametrize("tag", ["[{speaker}]", None, "{speaker}:"])
+def test_written_view_is_the_transform(tmp_path: Path, tag: Any) -> None:
+    """``write_transcript_view`` (lines, the pipeline's and the CLI's) gives the cuts the
+    lazy transform gives, truncated and zero-length turns, odd speakers and word alignments
+    included."""
+    from alm_lhotse.lhotse_io import write_transcript_view
+
+    run_job(_edge_input(tmp_path), tmp_path / "out", WindowConfig(drop_fields=""), OverlapConfig(), on_error="skip")
+    cuts = tmp_path / "out" / CUTS_FILE
+    written = write_transcript_view(cuts, tmp_path / "view.jsonl.gz", tag)
+    expected = [c.to_dict() for c in transcript_view(CutSet.from_file(cuts), tag)]
+    assert [c.to_dict() for c in CutSet.from_file(written)] == expected and len(expected) > 3
+    assert any(s.alignment for c in CutSet.from_file(cuts) for s in c.supervisions)
+
+
+def test_cli_transcript_view(fixtures_dir: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from alm_lhotse.cli import cli
+
+    args = ["prepare", "alm", str(fixtures_dir / "sample_input.jsonl"), str(tmp_path / "out"), "--no-progress"]
+    result = CliRunner().invoke(cli, [*args, "--transcript-view", "--transcript-speaker-tag", ""])
+    assert result.exit_code == 0, result.output
+    texts = [c.supervisions[0].text for c in CutSet.from_file(tmp_path / "out" / TRANSCRIPTS_FILE)]
+    assert texts == [line["text"] for line in _lines(tmp_path / "out" / NEMO_FILE)] and texts
+    bad = CliRunner().invoke(cli, [*args, "--transcript-view", "--transcript-speaker-tag", "{who}"])
+    assert bad.exit_code == 2 and "transcript-speaker-tag" in bad.output and "{speaker}" in bad.output

@@ -26,8 +26,10 @@ from alm_lhotse.config import (
     ON_ERROR,
     OVERLAP_PARAMS,
     PARAMETERS,
+    TRANSCRIPT_PARAMS,
     WINDOW_PARAMS,
     OverlapConfig,
+    TranscriptConfig,
     WindowConfig,
     params_digest,
 )
@@ -90,7 +92,7 @@ def test_configs_declare_every_init_field() -> None:
         instance = cls()
         for p in params:
             assert getattr(instance, p.name) == p.default
-    assert PARAMETERS == (*WINDOW_PARAMS, *OVERLAP_PARAMS, ON_ERROR)
+    assert PARAMETERS == (*WINDOW_PARAMS, *OVERLAP_PARAMS, ON_ERROR, *TRANSCRIPT_PARAMS)
 
 
 def test_luigi_parameters_are_the_declarations() -> None:
@@ -139,7 +141,9 @@ def test_recipes_use_declared_keys_and_valid_values(recipe: str) -> None:
     assert cfg.sections() == ["AlmWindows"]
     declared = {p.name: p for p in PARAMETERS}
     values = {key: declared[key].parse(text) for key, text in cfg["AlmWindows"].items()}
-    configs_from_options({k: v for k, v in values.items() if k != "on_error"})
+    transcript = {p.name for p in TRANSCRIPT_PARAMS}
+    configs_from_options({k: v for k, v in values.items() if k != "on_error" and k not in transcript})
+    TranscriptConfig(**{k: v for k, v in values.items() if k in transcript})
 
 
 def test_docs_table_is_generated_from_the_declarations() -> None:

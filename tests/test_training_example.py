@@ -6,6 +6,7 @@ import re
 import shlex
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,8 @@ def test_training_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
         _run_command(line, tmp_path)
     code = "\n".join(_blocks("python"))
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, str(DOC), "exec"), {"__name__": "training_example"})
+    with warnings.catch_warnings():  # the page uses no deprecated Lhotse API
+        warnings.filterwarnings("error", category=DeprecationWarning, module=r"lhotse(\.|$)")
+        exec(compile(code, str(DOC), "exec"), {"__name__": "training_example"})
     printed = capsys.readouterr().out
     assert "torch.Size([" in printed and "speaker_" in printed

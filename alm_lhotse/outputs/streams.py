@@ -29,6 +29,10 @@ RECORDINGS_PART = RECORDINGS.name
 SUPERVISIONS_PART = SUPERVISIONS.name
 CUTS_PART = CUTS.name
 
+# The transcript view of the window cuts: a final output made from the merged cuts when
+# asked for (``TranscriptConfig``), not a stream.
+TRANSCRIPTS_FINAL = "lhotse/alm_cuts_transcripts_all.jsonl.gz"
+
 # A partition's counts, next to its part files (not an output).
 SUMMARY_PART = "summary.json"
 
