@@ -1,4 +1,4 @@
-"""The report's charts as PNG bytes (matplotlib, Agg backend: no display needed).
+"""The report's charts as PNG bytes (matplotlib's Agg canvas: no display needed).
 
 Each chart is drawn from ``summary.json`` values only, so the page and the summary
 cannot disagree. Durations are shown in hours, as summed in the summary.
@@ -10,13 +10,7 @@ import io
 from pathlib import PurePosixPath
 from typing import Any, Callable, Optional
 
-import matplotlib
-
-matplotlib.use("Agg")
-from matplotlib import pyplot as plt  # noqa: E402 - after choosing the backend
-from matplotlib.figure import Figure  # noqa: E402
-
-from alm_lhotse.report.tally import BUILDER_REASONS, OVERLAP, PART_OF_WINDOW_BOUNDS  # noqa: E402
+from alm_lhotse.report.tally import BUILDER_REASONS, OVERLAP, PART_OF_WINDOW_BOUNDS
 
 KEPT_COLOUR, LOST_COLOUR, PART_COLOUR, MARK_COLOUR = "#2a7ab0", "#c0504d", "#e3a09e", "#333333"
 DPI = 100
@@ -28,16 +22,20 @@ def window_settings(summary: dict[str, Any]) -> dict[str, Any]:
     return summary.get("parameters", {}).get("window") or summary.get("window_config") or {}
 
 
-def _png(fig: Figure) -> bytes:
+def _png(fig: Any) -> bytes:
     out = io.BytesIO()
     fig.tight_layout()
     fig.savefig(out, format="png", dpi=DPI)
-    plt.close(fig)
     return out.getvalue()
 
 
-def _figure(title: str, height: float = 3.6) -> tuple[Figure, Any]:
-    fig, ax = plt.subplots(figsize=(7.5, height))
+def _figure(title: str, height: float = 3.6) -> tuple[Any, Any]:
+    """A figure of its own (no pyplot state), drawn by the Agg canvas PNG output uses.
+    matplotlib is imported here, when a report is drawn, not with the package."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7.5, height))
+    ax = fig.subplots()
     ax.set_title(title)
     return fig, ax
 
