@@ -13,8 +13,9 @@ The fast core must stay free of Lhotse, so this module imports neither Lhotse no
   while speech itself stays within that range of its peak. The result is in Hz, at most
   half the sample rate, with a resolution of ``sample_rate / N_FFT``.
 * ``AudioCompletion``: a reader entry hook that applies both to a manifest entry.
-* ``open_audio`` and ``resample``: the Shar export's one way to open a source file (so a
-  storage backend can later be put behind it) and its resampler (soxr).
+* ``open_audio`` and ``resample``: the one way a source audio file is opened (a local
+  path, or any fsspec URL streamed through ``alm_lhotse.fs`` with the run's storage
+  options) and the Shar export's resampler (soxr).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from alm_lhotse.errors import InvalidEntry
+from alm_lhotse.fs import StorageError, is_url, open_url
 from alm_lhotse.reading.validation import validate_entry
 
 N_FFT = 2048
@@ -45,16 +47,55 @@ class AudioHeader(NamedTuple):
 
 def read_header(path: str) -> AudioHeader:
     """Header facts only; soundfile reads them without decoding samples."""
-    info = sf.info(path)
-    return AudioHeader(int(info.samplerate), int(info.frames), int(info.channels))
+    with open_audio(path) as audio:
+        return AudioHeader(int(audio.samplerate), int(audio.frames), int(audio.channels))
+
+
+def audio_exists(path: Any) -> bool:
+    """Whether ``audio_filepath`` names an existing file or object."""
+    if not isinstance(path, str) or not path:
+        return False
+    if not is_url(path):
+        return os.path.isfile(path)
+    from alm_lhotse import objects
+
+    try:
+        return objects.exists(path)
+    except StorageError:
+        return False
+
+
+class _StreamedAudio(sf.SoundFile):
+    """A SoundFile over a stream it owns: closing the audio closes the stream."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        try:
+            super().__init__(stream)
+        except BaseException:
+            stream.close()
+            raise
+
+    def close(self) -> None:
+        super().close()
+        self._stream.close()
 
 
 def open_audio(path: str) -> sf.SoundFile:
     """The source file open for seeking and reading; ``FileNotFoundError`` when it is absent
-    (libsndfile's own message for that would not say so)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(path)
-    return sf.SoundFile(path)
+    (libsndfile's own message for that would not say so), ``OSError`` with the storage
+    layer's one-line reason when an object cannot be opened."""
+    if not is_url(path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        return sf.SoundFile(path)
+    try:
+        stream = open_url(path)
+    except StorageError as exc:
+        if isinstance(exc.__context__, FileNotFoundError) or exc.reason == "no such object or prefix":
+            raise FileNotFoundError(path) from None
+        raise OSError(str(exc)) from None
+    return _StreamedAudio(stream)
 
 
 # soxr's "HQ" recipe: 20-bit precision, pass band to 91 % of the lower Nyquist frequency,
@@ -125,7 +166,7 @@ class AudioCompletion:
         if not isinstance(entry, dict):
             return entry
         path = entry.get("audio_filepath")
-        exists = isinstance(path, str) and bool(path) and os.path.isfile(path)
+        exists = audio_exists(path)
         wanted = [k for k in ("audio_sample_rate", "duration") if entry.get(k) is None]
         if self.read_headers and exists and wanted:
             header = self._header(path)
@@ -151,7 +192,7 @@ class AudioCompletion:
         if not exists:
             raise InvalidEntry(field, f"missing, and the audio to estimate it from ({path}) does not exist")
         try:
-            with sf.SoundFile(path) as audio:
+            with open_audio(path) as audio:
                 for i in todo:
                     seg = entry["segments"][i]
                     value = self._segment_bandwidth(audio, seg, f"segments[{i}]")

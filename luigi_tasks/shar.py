@@ -27,6 +27,7 @@ import luigi
 import orjson
 from luigi.util import inherits
 
+from alm_lhotse.fs import is_url
 from alm_lhotse.params import INTEGER, Param
 from alm_lhotse.shar import (
     end_of_export_block,
@@ -71,6 +72,11 @@ class AlmSharBase(AlmParameters, luigi.Task):
         super().__init__(*args, **kwargs)
         with reported():
             self.options = SharOptions(**{p.name: getattr(self, p.name) for p in SHAR_PARAMS})
+            if is_url(self._windows.final_dir) or is_url(self.shar_dir):
+                raise ValueError(
+                    "the Shar export needs a local --output-dir (and --shar-dir) for now: its shards "
+                    "are not yet written to object storage (audio sources may be URLs)"
+                )
 
     @cached_property
     def _windows(self) -> AlmWindows:
