@@ -166,14 +166,13 @@ class AudioCompletion:
         if not isinstance(entry, dict):
             return entry
         path = entry.get("audio_filepath")
-        exists = audio_exists(path)
         wanted = [k for k in ("audio_sample_rate", "duration") if entry.get(k) is None]
-        if self.read_headers and exists and wanted:
+        if self.read_headers and wanted and audio_exists(path):  # an object's HEAD only when needed
             header = self._header(path)
             facts = {"audio_sample_rate": header.sample_rate, "duration": header.duration}
             entry.update({k: facts[k] for k in wanted})
         if self.estimate_bandwidth:
-            self._fill_bandwidths(entry, path, exists)
+            self._fill_bandwidths(entry, path)
         return entry
 
     @staticmethod
@@ -183,13 +182,13 @@ class AudioCompletion:
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             raise InvalidEntry("audio_filepath", f"cannot read the audio header of {path}: {exc}") from None
 
-    def _fill_bandwidths(self, entry: dict[str, Any], path: Any, exists: bool) -> None:
+    def _fill_bandwidths(self, entry: dict[str, Any], path: Any) -> None:
         validate_entry(entry)
         todo = [i for i, seg in enumerate(entry["segments"]) if not _has_bandwidth(seg)]
         if not todo:
             return
         field = f"segments[{todo[0]}].metrics.bandwidth"
-        if not exists:
+        if not audio_exists(path):
             raise InvalidEntry(field, f"missing, and the audio to estimate it from ({path}) does not exist")
         try:
             with open_audio(path) as audio:

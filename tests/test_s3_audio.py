@@ -98,3 +98,19 @@ def test_the_shar_export_refuses_an_object_storage_output(tmp_path: Path, where:
     errors = error_lines(proc.stderr)
     assert len(errors) == 1 and "needs a local --output-dir" in errors[0], proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_the_cli_and_python_shar_export_refuse_an_object_storage_output(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from alm_lhotse.cli import cli
+
+    manifest = write_conversations(tmp_path / "data", count=1)
+    prepare_alm(manifest, tmp_path / "out", progress=False)
+    cuts = str(tmp_path / "out/lhotse/alm_cuts_windows_all.jsonl.gz")
+    result = CliRunner().invoke(cli, ["shar", "export-alm", cuts, "s3://bucket/shar", "--no-progress"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Error: s3://bucket/shar: the Shar export needs a local output directory" in result.output
+    with pytest.raises(ValueError, match="needs a local output directory"):
+        export_shar(cuts, "s3://bucket/shar", progress=False)
+    assert not list(tmp_path.glob("s3*"))
