@@ -13,6 +13,7 @@ import pytest
 
 from alm_lhotse.audio import AudioCompletion
 from alm_lhotse.errors import InvalidEntry
+from alm_lhotse.flac_frames import FrameIndex
 from alm_lhotse.recipe import prepare_alm
 from alm_lhotse.shar import export_shar
 from alm_lhotse.shar_write import SharExportError
@@ -49,7 +50,12 @@ def audio_members(shar_dir: Path) -> list[tuple[str, bytes]]:
 
 
 @pytest.mark.parametrize("ext", ["wav", "flac"])  # decoded and encoded; FLAC frames copied
-def test_shards_from_s3_audio_equal_those_from_local_audio(s3: S3Server, tmp_path: Path, ext: str) -> None:  # noqa: F811
+def test_shards_from_s3_audio_equal_those_from_local_audio(
+    s3: S3Server, tmp_path: Path, ext: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    streamed: list[object] = []
+    of_stream = FrameIndex.of_stream.__func__
+    monkeypatch.setattr(FrameIndex, "of_stream", classmethod(lambda cls, s: streamed.append(s) or of_stream(cls, s)))
     local = write_conversations(tmp_path / "data", count=1, ext=ext)
     remote = to_bucket(s3, local, f"s3://{s3.bucket()}/audio")
     shars = {}
@@ -60,6 +66,7 @@ def test_shards_from_s3_audio_equal_those_from_local_audio(s3: S3Server, tmp_pat
         assert summary["written"] > 0 and summary["rejected"] == 0
         shars[name] = audio_members(tmp_path / f"shar-{name}")
     assert shars["s3"] == shars["local"] and len(shars["s3"]) == summary["written"]
+    assert len(streamed) == (summary["shards"] if ext == "flac" else 0)  # FLAC frames copied from the object
 
 
 def test_a_missing_audio_object_is_reported_like_a_missing_file(s3: S3Server, tmp_path: Path) -> None:  # noqa: F811
