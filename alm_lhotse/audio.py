@@ -52,17 +52,15 @@ def read_header(path: str) -> AudioHeader:
 
 
 def audio_exists(path: Any) -> bool:
-    """Whether ``audio_filepath`` names an existing file or object."""
+    """Whether ``audio_filepath`` names an existing file or object; ``StorageError`` when
+    the store cannot say (no such bucket, access denied, endpoint unreachable)."""
     if not isinstance(path, str) or not path:
         return False
     if not is_url(path):
         return os.path.isfile(path)
     from alm_lhotse import objects
 
-    try:
-        return objects.exists(path)
-    except StorageError:
-        return False
+    return objects.exists(path)
 
 
 class _StreamedAudio(sf.SoundFile):
@@ -90,12 +88,11 @@ def open_audio(path: str) -> sf.SoundFile:
             raise FileNotFoundError(path)
         return sf.SoundFile(path)
     try:
-        stream = open_url(path)
+        if not audio_exists(path):
+            raise FileNotFoundError(path)
+        return _StreamedAudio(open_url(path))
     except StorageError as exc:
-        if isinstance(exc.__context__, FileNotFoundError) or exc.reason == "no such object or prefix":
-            raise FileNotFoundError(path) from None
         raise OSError(str(exc)) from None
-    return _StreamedAudio(stream)
 
 
 # soxr's "HQ" recipe: 20-bit precision, pass band to 91 % of the lower Nyquist frequency,
@@ -146,6 +143,13 @@ def _has_bandwidth(seg: dict[str, Any]) -> bool:
     return isinstance(metrics, dict) and metrics.get("bandwidth") is not None
 
 
+def _exists(path: Any) -> bool:
+    try:
+        return audio_exists(path)
+    except StorageError as exc:
+        raise InvalidEntry("audio_filepath", str(exc)) from None
+
+
 @dataclass(frozen=True)
 class AudioCompletion:
     """Entry hook for the reader: fill what the manifest left out from its audio file.
@@ -167,7 +171,7 @@ class AudioCompletion:
             return entry
         path = entry.get("audio_filepath")
         wanted = [k for k in ("audio_sample_rate", "duration") if entry.get(k) is None]
-        if self.read_headers and wanted and audio_exists(path):  # an object's HEAD only when needed
+        if self.read_headers and wanted and _exists(path):  # an object's HEAD only when needed
             header = self._header(path)
             facts = {"audio_sample_rate": header.sample_rate, "duration": header.duration}
             entry.update({k: facts[k] for k in wanted})
@@ -188,7 +192,7 @@ class AudioCompletion:
         if not todo:
             return
         field = f"segments[{todo[0]}].metrics.bandwidth"
-        if not audio_exists(path):
+        if not _exists(path):
             raise InvalidEntry(field, f"missing, and the audio to estimate it from ({path}) does not exist")
         try:
             with open_audio(path) as audio:
