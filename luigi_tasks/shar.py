@@ -14,6 +14,8 @@ export options, so a changed input or option never reuses stale shards) unless
 ``--shar-dir`` names a directory; the export's bookkeeping goes beside it in
 ``<shar dir>.export/``. Each shard is written under a temp name, renamed into place and
 then marked done, so a killed export resumes shard by shard (see ``alm_lhotse.shar``).
+The audio sources may be URLs; the shard directory must be local for now (a URL
+``--output-dir`` or ``--shar-dir`` is refused when the task is made).
 """
 
 from __future__ import annotations
