@@ -13,8 +13,9 @@ The fast core must stay free of Lhotse, so this module imports neither Lhotse no
   while speech itself stays within that range of its peak. The result is in Hz, at most
   half the sample rate, with a resolution of ``sample_rate / N_FFT``.
 * ``AudioCompletion``: a reader entry hook that applies both to a manifest entry.
-* ``open_audio`` and ``resample``: the Shar export's one way to open a source file (so a
-  storage backend can later be put behind it) and its resampler (soxr).
+* ``open_audio`` and ``resample``: the one way a source audio file is opened (a local
+  path, or any fsspec URL streamed through ``alm_lhotse.fs`` with the run's storage
+  options) and the Shar export's resampler (soxr).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from alm_lhotse.errors import InvalidEntry
+from alm_lhotse.fs import StorageError, is_url, open_url
 from alm_lhotse.reading.validation import validate_entry
 
 N_FFT = 2048
@@ -45,16 +47,52 @@ class AudioHeader(NamedTuple):
 
 def read_header(path: str) -> AudioHeader:
     """Header facts only; soundfile reads them without decoding samples."""
-    info = sf.info(path)
-    return AudioHeader(int(info.samplerate), int(info.frames), int(info.channels))
+    with open_audio(path) as audio:
+        return AudioHeader(int(audio.samplerate), int(audio.frames), int(audio.channels))
+
+
+def audio_exists(path: Any) -> bool:
+    """Whether ``audio_filepath`` names an existing file or object; ``StorageError`` when
+    the store cannot say (no such bucket, access denied, endpoint unreachable)."""
+    if not isinstance(path, str) or not path:
+        return False
+    if not is_url(path):
+        return os.path.isfile(path)
+    from alm_lhotse import objects
+
+    return objects.exists(path)
+
+
+class _StreamedAudio(sf.SoundFile):
+    """A SoundFile over a stream it owns: closing the audio closes the stream."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        try:
+            super().__init__(stream)
+        except BaseException:
+            stream.close()
+            raise
+
+    def close(self) -> None:
+        super().close()
+        self._stream.close()
 
 
 def open_audio(path: str) -> sf.SoundFile:
     """The source file open for seeking and reading; ``FileNotFoundError`` when it is absent
-    (libsndfile's own message for that would not say so)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(path)
-    return sf.SoundFile(path)
+    (libsndfile's own message for that would not say so), ``OSError`` with the storage
+    layer's one-line reason when an object cannot be opened."""
+    if not is_url(path):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(path)
+        return sf.SoundFile(path)
+    try:
+        if not audio_exists(path):
+            raise FileNotFoundError(path)
+        return _StreamedAudio(open_url(path))
+    except StorageError as exc:
+        raise OSError(str(exc)) from None
 
 
 # soxr's "HQ" recipe: 20-bit precision, pass band to 91 % of the lower Nyquist frequency,
@@ -105,6 +143,13 @@ def _has_bandwidth(seg: dict[str, Any]) -> bool:
     return isinstance(metrics, dict) and metrics.get("bandwidth") is not None
 
 
+def _exists(path: Any) -> bool:
+    try:
+        return audio_exists(path)
+    except StorageError as exc:
+        raise InvalidEntry("audio_filepath", str(exc)) from None
+
+
 @dataclass(frozen=True)
 class AudioCompletion:
     """Entry hook for the reader: fill what the manifest left out from its audio file.
@@ -125,14 +170,13 @@ class AudioCompletion:
         if not isinstance(entry, dict):
             return entry
         path = entry.get("audio_filepath")
-        exists = isinstance(path, str) and bool(path) and os.path.isfile(path)
         wanted = [k for k in ("audio_sample_rate", "duration") if entry.get(k) is None]
-        if self.read_headers and exists and wanted:
+        if self.read_headers and wanted and _exists(path):  # an object's HEAD only when needed
             header = self._header(path)
             facts = {"audio_sample_rate": header.sample_rate, "duration": header.duration}
             entry.update({k: facts[k] for k in wanted})
         if self.estimate_bandwidth:
-            self._fill_bandwidths(entry, path, exists)
+            self._fill_bandwidths(entry, path)
         return entry
 
     @staticmethod
@@ -142,16 +186,16 @@ class AudioCompletion:
         except (sf.LibsndfileError, RuntimeError, OSError) as exc:
             raise InvalidEntry("audio_filepath", f"cannot read the audio header of {path}: {exc}") from None
 
-    def _fill_bandwidths(self, entry: dict[str, Any], path: Any, exists: bool) -> None:
+    def _fill_bandwidths(self, entry: dict[str, Any], path: Any) -> None:
         validate_entry(entry)
         todo = [i for i, seg in enumerate(entry["segments"]) if not _has_bandwidth(seg)]
         if not todo:
             return
         field = f"segments[{todo[0]}].metrics.bandwidth"
-        if not exists:
+        if not _exists(path):
             raise InvalidEntry(field, f"missing, and the audio to estimate it from ({path}) does not exist")
         try:
-            with sf.SoundFile(path) as audio:
+            with open_audio(path) as audio:
                 for i in todo:
                     seg = entry["segments"][i]
                     value = self._segment_bandwidth(audio, seg, f"segments[{i}]")

@@ -187,11 +187,11 @@ def _read_summary(output_dir: Union[Path, str]) -> dict[str, Any]:
 
 @shar.command("export-alm", context_settings=dict(show_default=True))
 @click.argument("cuts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.argument("output_dir", type=click.Path(path_type=Path))
+@click.argument("output_dir", type=click.Path(path_type=str))
 @_declared_options_of(SHAR_PARAMS)
 @click.option("-j", "--num-jobs", type=int, default=1, help="Worker processes (one shard each at a time).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def export_alm(cuts: Path, output_dir: Path, **options: Any) -> None:
+def export_alm(cuts: Path, output_dir: str, **options: Any) -> None:
     """Export ALM window CUTS (e.g. lhotse/alm_cuts_windows_all.jsonl.gz) with their audio as Shar.
 
     Each window's audio is exactly the source samples over its span. A killed export

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
 MAGIC = b"fLaC"
 _SYNC = b"\xff\xf8"  # fixed-blocksize frames; the sources we copy from
@@ -222,8 +222,8 @@ def _metadata_end(read: Reader) -> tuple[StreamInfo, int]:
 class FrameIndex:
     """Offsets of the frames of a fixed-blocksize FLAC source, found as far as asked."""
 
-    def __init__(self, read: Reader, size: int, fd: Optional[int] = None) -> None:
-        self.read, self.size, self.fd = read, size, fd
+    def __init__(self, read: Reader, size: int, release: Optional[Callable[[], None]] = None) -> None:
+        self.read, self.size, self.release = read, size, release
         self.info, first = _metadata_end(read)
         self.block = self.info.min_block
         self.offsets = [first]  # offsets[k]: frame k; one past the last frame: the stream's end
@@ -242,15 +242,29 @@ class FrameIndex:
         """The index of a file, read with ``pread`` as far as windows ask; ``close()`` it."""
         fd = os.open(path, os.O_RDONLY)
         try:
-            return cls(lambda offset, n: os.pread(fd, n, offset), os.fstat(fd).st_size, fd)
+            return cls(lambda offset, n: os.pread(fd, n, offset), os.fstat(fd).st_size, lambda: os.close(fd))
         except BaseException:
             os.close(fd)
             raise
 
+    @classmethod
+    def of_stream(cls, stream: BinaryIO) -> "FrameIndex":
+        """The index of a seekable stream it now owns (an object in storage); ``close()`` it."""
+
+        def read(offset: int, n: int) -> bytes:
+            stream.seek(offset)
+            return stream.read(n)
+
+        try:
+            return cls(read, stream.seek(0, os.SEEK_END), stream.close)
+        except BaseException:
+            stream.close()
+            raise
+
     def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
+        if self.release is not None:
+            self.release()
+            self.release = None
 
     def frames(self) -> int:
         return -(-self.info.total // self.block)

@@ -29,6 +29,7 @@ from typing import Any, Iterable, Optional, Union
 
 import orjson
 
+from alm_lhotse.fs import is_url
 from alm_lhotse.shar_options import AUDIO_FORMATS, SharOptions, shar_options
 from alm_lhotse.shar_plan import INPUT_DIR, Pathlike, plan_shards, read_plan
 from alm_lhotse.shar_write import TMP_DIR, SharExportError, read_done, write_shard
@@ -166,6 +167,8 @@ def export_shar(
     """
     from tqdm.auto import tqdm
 
+    if is_url(output_dir):
+        raise ValueError(f"{output_dir}: the Shar export needs a local output directory for now (audio sources may be URLs)")
     settings = shar_options(**options)
     out = Path(output_dir)
     state = state_dir_for(out)

@@ -107,9 +107,11 @@ class RecordingReader:
     @staticmethod
     def _index(path: str) -> Optional[FrameIndex]:
         """The source's frames, when whole frames can be copied into the windows."""
+        from alm_lhotse.fs import StorageError, is_url, open_url
+
         try:
-            return FrameIndex.of_file(path)
-        except (Unusable, OSError):
+            return FrameIndex.of_stream(open_url(path)) if is_url(path) else FrameIndex.of_file(path)
+        except (Unusable, OSError, StorageError):
             return None
 
     def close(self) -> None:

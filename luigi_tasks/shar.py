@@ -14,6 +14,8 @@ export options, so a changed input or option never reuses stale shards) unless
 ``--shar-dir`` names a directory; the export's bookkeeping goes beside it in
 ``<shar dir>.export/``. Each shard is written under a temp name, renamed into place and
 then marked done, so a killed export resumes shard by shard (see ``alm_lhotse.shar``).
+The audio sources may be URLs; the shard directory must be local for now (a URL
+``--output-dir`` or ``--shar-dir`` is refused when the task is made).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import luigi
 import orjson
 from luigi.util import inherits
 
+from alm_lhotse.fs import is_url
 from alm_lhotse.params import INTEGER, Param
 from alm_lhotse.shar import (
     end_of_export_block,
@@ -71,6 +74,11 @@ class AlmSharBase(AlmParameters, luigi.Task):
         super().__init__(*args, **kwargs)
         with reported():
             self.options = SharOptions(**{p.name: getattr(self, p.name) for p in SHAR_PARAMS})
+            if is_url(self._windows.final_dir) or is_url(self.shar_dir):
+                raise ValueError(
+                    "the Shar export needs a local --output-dir (and --shar-dir) for now: its shards "
+                    "are not yet written to object storage (audio sources may be URLs)"
+                )
 
     @cached_property
     def _windows(self) -> AlmWindows:

@@ -1,0 +1,139 @@
+"""Audio sources in object storage (a local S3 server): the Shar export and the
+audio-aware conversion read ``s3://`` audio as they read local files; the Shar export
+refuses an object-storage output directory in one line, before any work."""
+
+from __future__ import annotations
+
+import copy
+import tarfile
+from pathlib import Path
+from typing import Iterator
+
+import orjson
+import pytest
+
+from alm_lhotse.audio import AudioCompletion
+from alm_lhotse.errors import InvalidEntry
+from alm_lhotse.flac_frames import FrameIndex
+from alm_lhotse.recipe import prepare_alm
+from alm_lhotse.shar import export_shar
+from alm_lhotse.shar_write import SharExportError
+from tests.s3_server import S3Server, s3_server  # noqa: F401 - the fixture
+from tests.test_audio import write_conversations
+from tests.test_s3 import s3  # noqa: F401 - the fixture
+from tests.test_shar_luigi import error_lines, luigi_shar
+
+
+@pytest.fixture(autouse=True)
+def fresh_clients() -> Iterator[None]:
+    """s3fs keeps one client per set of options, whatever the environment says: each test
+    module's server fixture is a server of its own, so the clients of another module's
+    server must not be reused here (nor ours elsewhere)."""
+    try:
+        from s3fs import S3FileSystem
+    except ImportError:  # the tests that need it skip (the server fixture says why)
+        yield
+        return
+    S3FileSystem.clear_instance_cache()
+    yield
+    S3FileSystem.clear_instance_cache()
+
+
+def to_bucket(server: S3Server, manifest: Path, url: str) -> Path:
+    """The manifest's audio uploaded under ``url``, and a manifest naming it by URL."""
+    store = server.filesystem()
+    lines = []
+    for line in manifest.read_bytes().splitlines():
+        entry = orjson.loads(line)
+        local = Path(entry["audio_filepath"])
+        entry["audio_filepath"] = f"{url}/{local.name}"
+        store.put_file(str(local), entry["audio_filepath"].split("://", 1)[1])
+        lines.append(orjson.dumps(entry))
+    remote = manifest.with_name("remote.jsonl")
+    remote.write_bytes(b"\n".join(lines) + b"\n")
+    return remote
+
+
+def audio_members(shar_dir: Path) -> list[tuple[str, bytes]]:
+    """Every stored window's audio file in order, by shard (the window ids hash the path)."""
+    found = []
+    for tar_path in sorted(shar_dir.glob("recording.*.tar")):
+        with tarfile.open(tar_path) as tar:
+            for member in tar.getmembers():
+                if member.isfile() and not member.name.endswith(".json"):
+                    found.append((tar_path.name, tar.extractfile(member).read()))
+    return found
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac"])  # decoded and encoded; FLAC frames copied
+def test_shards_from_s3_audio_equal_those_from_local_audio(
+    s3: S3Server, tmp_path: Path, ext: str, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    streamed: list[object] = []
+    of_stream = FrameIndex.of_stream.__func__
+    monkeypatch.setattr(FrameIndex, "of_stream", classmethod(lambda cls, s: streamed.append(s) or of_stream(cls, s)))
+    local = write_conversations(tmp_path / "data", count=1, ext=ext)
+    remote = to_bucket(s3, local, f"s3://{s3.bucket()}/audio")
+    shars = {}
+    for name, manifest in [("local", local), ("s3", remote)]:
+        prepare_alm(manifest, tmp_path / f"out-{name}", progress=False)
+        cuts = tmp_path / f"out-{name}/lhotse/alm_cuts_windows_all.jsonl.gz"
+        summary = export_shar(cuts, tmp_path / f"shar-{name}", shard_duration=100, progress=False)
+        assert summary["written"] > 0 and summary["rejected"] == 0
+        shars[name] = audio_members(tmp_path / f"shar-{name}")
+    assert shars["s3"] == shars["local"] and len(shars["s3"]) == summary["written"]
+    assert len(streamed) == (summary["shards"] if ext == "flac" else 0)  # FLAC frames copied from the object
+
+
+def test_a_missing_audio_object_is_reported_like_a_missing_file(s3: S3Server, tmp_path: Path) -> None:  # noqa: F811
+    local = write_conversations(tmp_path / "data", count=1)
+    url = f"s3://{s3.bucket()}/audio"
+    remote = to_bucket(s3, local, url)
+    prepare_alm(remote, tmp_path / "out", progress=False)
+    s3.filesystem().rm_file(f"{url}/conv0.wav".split("://", 1)[1])
+    with pytest.raises(SharExportError, match=r"s3://.*/conv0\.wav: file does not exist"):
+        export_shar(tmp_path / "out/lhotse/alm_cuts_windows_all.jsonl.gz", tmp_path / "shar", progress=False)
+
+
+def test_headers_and_bandwidths_come_from_s3_audio(s3: S3Server, tmp_path: Path) -> None:  # noqa: F811
+    local = write_conversations(tmp_path / "data", count=1, rate=32000, cutoff=4000, with_bandwidth=False)
+    url = f"s3://{s3.bucket()}/audio"
+    remote = to_bucket(s3, local, url)
+    hook = AudioCompletion(read_headers=True, estimate_bandwidth=True)
+    done = {}
+    for name, manifest in [("local", local), ("s3", remote)]:
+        entry = orjson.loads(manifest.read_bytes().splitlines()[0])
+        entry["audio_sample_rate"] = entry["duration"] = None
+        done[name] = hook(entry)
+    assert done["s3"]["audio_sample_rate"] == done["local"]["audio_sample_rate"] == 32000
+    assert done["s3"]["duration"] == done["local"]["duration"] == 260.0
+    assert [s["metrics"] for s in done["s3"]["segments"]] == [s["metrics"] for s in done["local"]["segments"]]
+    missing = copy.deepcopy(orjson.loads(remote.read_bytes().splitlines()[0]))
+    missing["audio_filepath"] = f"{url}/absent.wav"
+    with pytest.raises(InvalidEntry, match=r"absent\.wav\) does not exist"):
+        hook(missing)
+
+
+@pytest.mark.parametrize("where", [["--output-dir", "s3://bucket/out"], ["--output-dir", "out", "--shar-dir", "s3://bucket/shar"]])
+def test_the_shar_export_refuses_an_object_storage_output(tmp_path: Path, where: list[str]) -> None:
+    manifest = write_conversations(tmp_path / "data", count=1)
+    proc = luigi_shar("--manifest-path", str(manifest), *where, cwd=tmp_path, expect=35)
+    errors = error_lines(proc.stderr)
+    assert len(errors) == 1 and "needs a local --output-dir" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_the_cli_and_python_shar_export_refuse_an_object_storage_output(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from alm_lhotse.cli import cli
+
+    manifest = write_conversations(tmp_path / "data", count=1)
+    prepare_alm(manifest, tmp_path / "out", progress=False)
+    cuts = str(tmp_path / "out/lhotse/alm_cuts_windows_all.jsonl.gz")
+    result = CliRunner().invoke(cli, ["shar", "export-alm", cuts, "s3://bucket/shar", "--no-progress"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "Error: s3://bucket/shar: the Shar export needs a local output directory" in result.output
+    with pytest.raises(ValueError, match="needs a local output directory"):
+        export_shar(cuts, "s3://bucket/shar", progress=False)
+    assert not list(tmp_path.glob("s3*"))
