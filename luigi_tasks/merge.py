@@ -182,6 +182,8 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
             write_atomic(new / MARKER, orjson.dumps(marker))
             names = [*FINAL_NAMES.values(), *self._transcript_view(new), *report, SUMMARY, MARKER]
             publish_set(out, [(new / name, out / name) for name in names])
+            if TRANSCRIPTS_FINAL not in names:
+                (out / TRANSCRIPTS_FINAL).unlink(missing_ok=True)
         except OSError as exc:
             remove_final_outputs(out)
             raise PipelineError(f"writing the final outputs into {out} failed, none were kept: {exc}") from exc
@@ -190,11 +192,10 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
         return summary
 
     def _transcript_view(self, new: Path) -> list[str]:
-        """The transcript view, made from the merged cuts, when asked for; otherwise one
-        left by an earlier job goes (it does not belong to the new set)."""
+        """The transcript view, made from the merged cuts, when asked for (one left by an
+        earlier job goes once the new set is published: it does not belong to it)."""
         config = self.transcript_config()
         if not config.transcript_view:
-            (self.final_dir / TRANSCRIPTS_FINAL).unlink(missing_ok=True)
             return []
         from alm_lhotse.lhotse_io import write_transcript_view  # imports lhotse: only when asked for
 

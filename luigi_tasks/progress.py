@@ -1,7 +1,7 @@
 """Progress: one job-level tqdm bar with ETA in local runs, scheduler updates always.
 
 Partition tasks run in processes luigi forks (``--workers N``), so the bar cannot live in
-them: the scheduling process plans it (``JobProgress.plan``) before luigi forks, each
+them: the scheduling process plans it (``plan_job``) before luigi forks, each
 partition writes its entries done into its own slot of shared memory (no lock needed),
 and a thread of the scheduling process draws their sum.
 """
