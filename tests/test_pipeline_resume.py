@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tests.s3_server import free_port
 from tests.test_pipeline import (
     TIMEOUT_S,
     clean_env,
@@ -87,29 +88,30 @@ def test_killed_merge_is_redone(tmp_path: Path) -> None:
     assert not list((ref / "lhotse").glob(".*"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_workers_on_luigid_run_each_task_once(tmp_path: Path) -> None:
-    manifest = _input(tmp_path)
-    ref = _reference(tmp_path, manifest)
-    port = _free_port()
+def start_luigid(tmp_path: Path, port: int) -> subprocess.Popen:
+    """A central scheduler on 127.0.0.1:``port``, answering when this returns; stop it with
+    ``os.killpg(server.pid, signal.SIGTERM)``."""
     server = subprocess.Popen(
         [sys.executable, "-c", "from luigi.cmdline import luigid; luigid()", "--address", "127.0.0.1",
          "--port", str(port), "--state-path", str(tmp_path / "state.pickle"), "--logdir", str(tmp_path)],
         cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return server
+
+
+def test_two_workers_on_luigid_run_each_task_once(tmp_path: Path) -> None:
+    manifest = _input(tmp_path)
+    ref = _reference(tmp_path, manifest)
+    port = free_port()
+    server = start_luigid(tmp_path, port)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         args = ("--manifest-path", str(manifest), "--output-dir", "dist", *PARTITION_ARGS,
                 "--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--no-lock", "--worker-keep-alive")
         workers = [

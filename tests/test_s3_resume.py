@@ -13,24 +13,13 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterator
 
 import orjson
-import pytest
 
-from alm_lhotse import fs
 from tests.s3_server import S3Server, free_port, s3_server  # noqa: F401 - the fixture
 from tests.test_pipeline import TIMEOUT_S, clean_env, final_bytes, luigi_cmd, ran_tasks, run_luigi, write_repeated_sample
-from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS
-from tests.test_s3 import download
-
-
-@pytest.fixture
-def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:  # noqa: F811
-    for key, value in s3_server.env.items():
-        monkeypatch.setenv(key, value)
-    fs.configure({})
-    yield s3_server
+from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS, start_luigid
+from tests.test_s3 import download, s3  # noqa: F401 - the fixture
 
 
 def _job(s3: S3Server, tmp_path: Path) -> tuple[str, str, Path]:
@@ -78,26 +67,10 @@ def test_sigkill_then_resume_on_s3_is_byte_identical(s3: S3Server, tmp_path: Pat
     assert f"outputs in {out} are up to date" in again.stdout
 
 
-def _start_luigid(tmp_path: Path, port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [sys.executable, "-c", "from luigi.cmdline import luigid; luigid()", "--address", "127.0.0.1",
-         "--port", str(port), "--state-path", str(tmp_path / "state.pickle"), "--logdir", str(tmp_path)],
-        cwd=tmp_path, env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return server
-
-
 def test_two_workers_sharing_only_luigid_and_the_bucket(s3: S3Server, tmp_path: Path) -> None:
     manifest, out, ref = _job(s3, tmp_path)
     port = free_port()
-    server = _start_luigid(tmp_path, port)
+    server = start_luigid(tmp_path, port)
     try:
         args = ("--manifest-path", manifest, "--output-dir", out, *PARTITION_ARGS, "--scheduler-host", "127.0.0.1",
                 "--scheduler-port", str(port), "--no-lock", "--worker-keep-alive")
