@@ -11,12 +11,30 @@ defined once, in Python.
 from __future__ import annotations
 
 import os
+import warnings
 from types import ModuleType
 from typing import Any, Optional
+
+# What this code calls in the compiled module (its method table in csrc/module.c).
+KERNEL_FUNCTIONS = (
+    "configure", "build_entry", "overlap_filter", "element_offsets", "first_doubtful_segment", "segment_order",
+    "count_newlines", "json_depth", "supervisions_json", "nemo_lines", "render_windows", "strip_all",
+)
 
 try:
     from alm_lhotse import _kernel
 except ImportError:  # pragma: no cover - the extension is optional
+    _kernel = None
+
+if _kernel is not None and not all(hasattr(_kernel, name) for name in KERNEL_FUNCTIONS):
+    # An extension built from older sources (code updated, not reinstalled): the pure
+    # rules give the same results, only slower, where a missing function would crash.
+    warnings.warn(
+        "alm_lhotse's compiled kernel is older than its Python code; running pure Python "
+        "(reinstall with `pip install -e .` to rebuild it)",
+        RuntimeWarning,
+        stacklevel=1,
+    )
     _kernel = None
 
 _PURE_PYTHON = os.environ.get("ALM_LHOTSE_PURE_PYTHON", "") not in ("", "0")

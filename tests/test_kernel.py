@@ -268,3 +268,14 @@ def test_compiled_json_depth_matches_the_nesting_rule(value: Any, limit: int) ->
     require_kernel()
     depth = native.kernel().json_depth(orjson.dumps(value))
     assert (depth <= limit) == (reader._too_deep(value, limit) is None)
+
+
+def test_the_kernel_functions_named_in_python_are_the_method_table() -> None:
+    """``native`` recognises an extension built from older sources by these names."""
+    import re
+    from pathlib import Path
+
+    from alm_lhotse import native
+
+    table = (Path(native.__file__).parent / "csrc" / "module.c").read_text()
+    assert set(re.findall(r'\{"(\w+)", ', table)) == set(native.KERNEL_FUNCTIONS)
