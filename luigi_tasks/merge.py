@@ -102,20 +102,27 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
         return [self.clone(AlmPart, index=index, **common) for index in range(count)]
 
     @cached_property
-    def reused(self) -> dict[str, Any]:
-        """What earlier runs left that this one uses, as found when it was scheduled."""
+    def _found(self) -> tuple[bool, list[tuple[bool, bool]]]:
+        """What earlier runs left, as found when this job was scheduled: the plan, and
+        each partition's conversion and windows."""
         plan = self.discovery().complete()
         outputs = [part.output() for part in self._parts]
+        return plan, [(o["conversion"].exists(), o["windows"].exists()) for o in outputs]
+
+    @property
+    def reused(self) -> dict[str, Any]:
+        """The counts of ``_found`` the summary keeps under ``timings.reused``."""
+        plan, found = self._found
         return {
             "plan": plan,
-            "partitions": len(outputs),
-            "conversions": sum(o["conversion"].exists() for o in outputs),
-            "windows": sum(o["windows"].exists() for o in outputs),
+            "partitions": len(found),
+            "conversions": sum(conversion for conversion, _ in found),
+            "windows": sum(windows for _, windows in found),
         }
 
     def requires(self) -> dict[str, Any]:
-        self.reused  # noqa: B018 - taken before any partition runs
-        plan_job(lambda: {part.index: estimate_entries(part.slices()) for part in self._parts if not part.complete()})
+        found = self._found[1]  # taken before any partition runs
+        plan_job(lambda: {part.index: estimate_entries(part.slices()) for part in self._parts if not all(found[part.index])})
         return {"discovery": self.discovery(), "parts": self._parts}
 
     def output(self) -> dict[str, luigi.LocalTarget]:

@@ -81,30 +81,42 @@ def close_job() -> None:
         _JOB.close()
 
 
-class Progress:
-    """Per-entry callback of a partition: its share of the job's bar, and throttled
-    status messages to the scheduler (its web page shows them)."""
+class TaskStatus:
+    """Throttled status messages and percentage of one task for the scheduler (luigid's
+    page shows them): ``done`` of ``total`` ``unit``, at most once a second."""
 
-    def __init__(self, task: Any, total: Optional[int]) -> None:
+    def __init__(self, task: Any, total: Optional[int], unit: str, approximate: bool = False) -> None:
         self.task = task
         self.total = total
+        self.unit = unit
+        self.approximate = approximate
         self.done = 0
         self.last = 0.0
 
-    def __call__(self, n: int) -> None:
+    def add(self, n: int) -> None:
         self.done += n
-        if _JOB is not None:
-            _JOB.add(self.task.index, n)
         now = time.monotonic()
         if now - self.last >= _REPORT_EVERY_S:
             self.last = now
             self.report()
 
     def report(self) -> None:
-        msg = f"{self.done} entries" + (f" of about {self.total}" if self.total else "")
-        self.task.set_status_message(msg)
+        of = f" of {'about ' if self.approximate else ''}{self.total}" if self.total else ""
+        self.task.set_status_message(f"{self.done}{of} {self.unit}")
         if self.total:
             self.task.set_progress_percentage(min(100, math.floor(100 * self.done / self.total)))
+
+
+class Progress(TaskStatus):
+    """Per-entry callback of a partition: its share of the job's bar, and its status."""
+
+    def __init__(self, task: Any, total: Optional[int]) -> None:
+        super().__init__(task, total, "entries", approximate=True)
+
+    def __call__(self, n: int) -> None:
+        if _JOB is not None:
+            _JOB.add(self.task.index, n)
+        self.add(n)
 
     def close(self) -> None:
         self.report()

@@ -5,26 +5,21 @@ export)."""
 
 from __future__ import annotations
 
-import math
 import sys
-import time
 from typing import Any, Optional
 
 import luigi
 
 from alm_lhotse.shar import state_dir_for
 from alm_lhotse.shar_write import SharExportError
-from luigi_tasks.progress import local_run
-
-_REPORT_EVERY_S = 1.0
+from luigi_tasks.progress import TaskStatus, local_run
 
 
-class ShardProgress:
-    """Windows written by one group task: a tqdm bar in local runs, throttled scheduler
-    updates always (luigid shows them per task)."""
+class ShardProgress(TaskStatus):
+    """Windows written by one group task: a tqdm bar in local runs, and its status."""
 
     def __init__(self, task: Any, total: int) -> None:
-        self.task, self.total, self.done, self.last = task, total, 0, 0.0
+        super().__init__(task, total, "windows")
         self.bar: Optional[Any] = None
         if local_run() and total:
             from tqdm import tqdm
@@ -36,23 +31,14 @@ class ShardProgress:
         return self
 
     def __call__(self, n: int) -> None:
-        self.done += n
         if self.bar is not None:
             self.bar.update(n)
-        now = time.monotonic()
-        if now - self.last >= _REPORT_EVERY_S:
-            self.last = now
-            self._report()
-
-    def _report(self) -> None:
-        self.task.set_status_message(f"{self.done} of {self.total} windows")
-        if self.total:
-            self.task.set_progress_percentage(min(100, math.floor(100 * self.done / self.total)))
+        self.add(n)
 
     def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.close()
-        self._report()
+        self.report()
 
 
 def report_failures(task_class: type) -> None:

@@ -88,6 +88,15 @@ def test_killed_merge_is_redone(tmp_path: Path) -> None:
     assert not list((ref / "lhotse").glob(".*"))
 
 
+def tasks_run(logs: list[tuple[str, str]]) -> Counter:
+    """How often each pipeline task ran, from the (stdout, stderr) of workers on luigid."""
+    return Counter(
+        m.group(1)
+        for _, err in logs
+        for m in re.finditer(r"\) running   ((?:AlmPart|AlmWindows|AlmDiscover)\(.*\))$", err, re.M)
+    )
+
+
 def start_luigid(tmp_path: Path, port: int) -> subprocess.Popen:
     """A central scheduler on 127.0.0.1:``port``, answering when this returns; stop it with
     ``os.killpg(server.pid, signal.SIGTERM)``."""
@@ -124,11 +133,7 @@ def test_two_workers_on_luigid_run_each_task_once(tmp_path: Path) -> None:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    ran = Counter(
-        m.group(1)
-        for _, err in logs
-        for m in re.finditer(r"\) running   ((?:AlmPart|AlmWindows|AlmDiscover)\(.*\))$", err, re.M)
-    )
+    ran = tasks_run(logs)
     assert ran, "no worker ran anything"
     assert max(ran.values()) == 1, [t for t, n in ran.items() if n > 1]
     # a first run converts and builds each partition's windows in one task

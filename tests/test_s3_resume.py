@@ -5,20 +5,18 @@ working and temp directories, as on two machines) run each task once."""
 from __future__ import annotations
 
 import os
-import re
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import orjson
 
 from tests.s3_server import S3Server, free_port, s3_server  # noqa: F401 - the fixture
 from tests.test_pipeline import TIMEOUT_S, clean_env, final_bytes, luigi_cmd, ran_tasks, run_luigi, write_repeated_sample
-from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS, start_luigid
+from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS, start_luigid, tasks_run
 from tests.test_s3 import download, s3  # noqa: F401 - the fixture
 
 
@@ -86,10 +84,7 @@ def test_two_workers_sharing_only_luigid_and_the_bucket(s3: S3Server, tmp_path: 
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    ran = Counter(
-        m.group(1) for _, err in logs
-        for m in re.finditer(r"\) running   ((?:AlmPart|AlmWindows|AlmDiscover)\(.*\))$", err, re.M)
-    )
+    ran = tasks_run(logs)
     assert ran and max(ran.values()) == 1, [t for t, n in ran.items() if n > 1]
     partitions = orjson.loads((ref / "summary.json").read_bytes())["partitions"]
     assert sum(1 for t in ran if t.startswith("AlmPart(")) == partitions > 1
