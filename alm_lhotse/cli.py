@@ -21,7 +21,7 @@ from lhotse.bin.modes.shar import shar
 from alm_lhotse.audio import DEFAULT_THRESHOLD_DB
 from alm_lhotse.config import PARAMETERS, TranscriptConfig
 from alm_lhotse.errors import ManifestError, OutputError
-from alm_lhotse.fs import is_url, join, local_path, parse_options
+from alm_lhotse.fs import StorageError, is_url, join, local_path, parse_options
 from alm_lhotse.outputs.streams import CUTS_PART, FINAL_NAMES, TRANSCRIPTS_FINAL
 from alm_lhotse.params import BOOL, CHOICE, Param, ParamError
 from alm_lhotse.recipe import (
@@ -142,35 +142,31 @@ def alm(
     )
     if summary["rejected"]:
         click.echo(f"{summary['rejected']} lines rejected: see {join(output_dir, 'rejects.jsonl')}")
-    if is_url(output_dir):
-        if transcript_view:
-            raise click.ClickException("--transcript-view needs a local OUTPUT_DIR")
-        click.echo(f"report: run lhotse-alm report on a local copy of {output_dir}")
-        return
     if transcript_view:
         _write_transcripts(output_dir, TranscriptConfig(transcript_view, transcript_speaker_tag))
     click.echo(f"report: {_report(output_dir)}")
 
 
-def _write_transcripts(output_dir: Path, config: TranscriptConfig) -> None:
+def _write_transcripts(output_dir: Union[Path, str], config: TranscriptConfig) -> None:
     from alm_lhotse.lhotse_io import write_transcript_view
 
-    written = write_transcript_view(output_dir / FINAL_NAMES[CUTS_PART], output_dir / TRANSCRIPTS_FINAL, config.speaker_tag)
+    cuts = join(output_dir, *FINAL_NAMES[CUTS_PART].split("/"))
+    written = write_transcript_view(cuts, join(output_dir, *TRANSCRIPTS_FINAL.split("/")), config.speaker_tag)
     click.echo(f"transcript view: {written}")
 
 
-def _report(output_dir: Path) -> Path:
-    from alm_lhotse.report.page import MissingSummary, write_report
+def _report(output_dir: Union[Path, str]) -> Union[Path, str]:
+    from alm_lhotse.report.page import MissingSummary, report_into
 
     try:
-        return write_report(output_dir)[-1]
-    except (MissingSummary, OSError) as exc:
+        return report_into(output_dir)
+    except (MissingSummary, OSError, StorageError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @cli.command("report")
-@click.argument("output_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def report(output_dir: Path) -> None:
+@click.argument("output_dir", type=PathOrUrl(exists=True))
+def report(output_dir: Union[Path, str]) -> None:
     """Write OUTPUT_DIR/report.html (and its charts as OUTPUT_DIR/report/*.png) from the
     run's summary: windows kept and lost by reason, durations, speakers, truncations."""
     click.echo(_report(output_dir))

@@ -12,7 +12,6 @@ dataloader workers).
 from __future__ import annotations
 
 from itertools import count
-from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional
 
 import orjson
@@ -40,7 +39,8 @@ from alm_lhotse.outputs.nemo_manifest import SPEAKER_TAG, transcript_text
 from alm_lhotse.outputs.registry import GzipWriter
 from alm_lhotse.reading.discovery import ManifestPaths
 from alm_lhotse.reading.reader import iter_jsonl_dicts, iter_lines, parse_line
-from alm_lhotse.storage import atomic_path
+from alm_lhotse.fs import Location
+from alm_lhotse.objects import object_writer
 
 ZERO_LENGTH_KEY = "zero_length_segments"
 TURNS_KEY = "turns"
@@ -246,19 +246,17 @@ def turns_of(supervision: SupervisionSegment) -> list[SupervisionSegment]:
     return [SupervisionSegment.from_dict(d) for d in (supervision.custom or {}).get(TURNS_KEY, ())]
 
 
-def write_transcript_view(cuts_path: Path, path: Path, speaker_tag: Optional[str] = SPEAKER_TAG) -> Path:
-    """Write the transcript view of the window cuts in ``cuts_path`` (a cuts manifest) to
-    ``path`` line by line, as dicts (building Lhotse objects would cost about 40x more),
-    memory flat, through a temp name (never half a file). Lhotse reads each line back as
-    ``transcript_view`` makes the cut."""
-    with atomic_path(path, keep_suffix=True) as tmp:
-        sink = GzipWriter(open(tmp, "wb"))
-        try:
-            for cut in iter_jsonl_dicts(cuts_path):
-                whole = transcript_supervision(
-                    cut["id"], cut["recording"]["id"], cut["duration"], cut["channel"], cut["supervisions"], speaker_tag
-                )
-                sink.write(orjson.dumps({**cut, "supervisions": [whole]}, option=orjson.OPT_APPEND_NEWLINE))
-        finally:
-            sink.close()
+def write_transcript_view(cuts_path: Location, path: Location, speaker_tag: Optional[str] = SPEAKER_TAG) -> Location:
+    """Write the transcript view of the window cuts in ``cuts_path`` (a cuts manifest, a
+    file or an object) to ``path`` line by line, as dicts (building Lhotse objects would
+    cost about 40x more), memory flat; the file or object appears only when complete.
+    Lhotse reads each line back as ``transcript_view`` makes the cut."""
+    with object_writer(path) as out:
+        sink = GzipWriter(out)
+        for cut in iter_jsonl_dicts(cuts_path):
+            whole = transcript_supervision(
+                cut["id"], cut["recording"]["id"], cut["duration"], cut["channel"], cut["supervisions"], speaker_tag
+            )
+            sink.write(orjson.dumps({**cut, "supervisions": [whole]}, option=orjson.OPT_APPEND_NEWLINE))
+        sink.close()
     return path

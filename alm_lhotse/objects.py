@@ -6,8 +6,9 @@
 - A checkpoint (a "directory" of objects) is complete when its marker object, uploaded
   last, exists: objects are written once and never changed afterwards.
 - A lock is an object created with a conditional put (``If-None-Match: *``): only one
-  creator succeeds. It names its holder, so a lock left by a killed process of this
-  host is broken at once, and a lock older than its lease by anyone.
+  creator succeeds (``alm_lhotse.object_lock``).
+- A killed writer's multipart upload stays, unseen but stored, until it is aborted
+  (``abort_uploads``) by a run that knows no one else writes those keys.
 
 Plain paths take the local implementations in ``alm_lhotse.storage``.
 """
@@ -16,19 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
-import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence
-
-import orjson
+from typing import IO, Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from alm_lhotse import storage
 from alm_lhotse.fs import Location, StorageError, describe, filesystem, is_url, join
 
 COPY_BLOCK = 8 << 20  # multipart part size (S3 wants at least 5 MiB) and copy buffer
-LOCK_LEASE_S = 3600.0
-LOCK_POLL_S = 0.5
 
 
 @contextlib.contextmanager
@@ -126,19 +121,24 @@ def upload_checkpoint(local_dir: Path, loc: str, marker: str) -> None:
 
 
 @contextlib.contextmanager
-def object_writer(loc: str) -> Iterator[object]:
-    """A binary writer of an object that appears only when the block succeeds: a
-    multipart upload completed on close (or one put for a small object), discarded when
-    the block fails."""
-    fs, path = filesystem(loc)
-    with _explained(loc):
+def object_writer(loc: Location) -> Iterator[IO[bytes]]:
+    """A binary writer of a file or object that appears only when the block succeeds:
+    a temp file renamed into place, or a multipart upload completed on close (one put
+    for a small object); discarded when the block fails. Closing the writer inside the
+    block is fine."""
+    if not is_url(loc):
+        with storage.atomic_path(Path(loc), keep_suffix=True) as tmp, open(tmp, "wb") as handle:
+            yield handle
+        return
+    fs, path = filesystem(str(loc))
+    with _explained(str(loc)):
         handle = fs.open(path, "wb", block_size=COPY_BLOCK)
     try:
         yield handle
     except BaseException:
         handle.discard()
         raise
-    with _explained(loc):
+    with _explained(str(loc)):
         handle.close()
     fs.invalidate_cache()
 
@@ -230,44 +230,32 @@ def upload_file(local: Path, target: str) -> None:
     concatenate_into([local], target)
 
 
-def _holder() -> dict[str, object]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+def s3_object(loc: str) -> Optional[tuple[Any, str, str]]:
+    """(s3fs filesystem, bucket, key) of an ``s3://`` location, else None: writes
+    conditional on an existing object's ETag and listing unfinished multipart uploads
+    are S3's."""
+    fs, path = filesystem(loc)
+    if not hasattr(fs, "call_s3"):
+        return None
+    bucket, key, _ = fs.split_path(path)
+    return fs, bucket, key
 
 
-def _stale(lock: bytes, alive: Callable[[int], bool]) -> bool:
-    """A lock of a dead process of this host, or one held past its lease."""
+def s3_conditional(loc: str, operation: str, **params: Any) -> Optional[dict[str, Any]]:
+    """The S3 call ``operation`` on the object ``loc`` (an ``s3_object``), usually with a
+    precondition (``IfMatch``); None when the precondition failed or there is no object."""
+    fs, bucket, key = s3_object(loc)  # type: ignore[misc]
     try:
-        holder = orjson.loads(lock)
-    except orjson.JSONDecodeError:
-        return True
-    if holder.get("host") == socket.gethostname() and not alive(int(holder.get("pid", 0))):
-        return True
-    return time.time() - float(holder.get("time", 0)) > LOCK_LEASE_S
-
-
-@contextlib.contextmanager
-def object_lock(
-    lock: str, alive: Callable[[int], bool], on_wait: Optional[Callable[[str], None]] = None
-) -> Iterator[None]:
-    """Hold the lock object ``lock`` (created by a conditional put), waiting while
-    someone else holds it; ``alive`` tells whether a pid of this host still runs."""
-    waited = False
-    while not create_once(lock, orjson.dumps(_holder())):
-        try:
-            held = read_bytes(lock)
-        except FileNotFoundError:
-            continue
-        if _stale(held, alive):
-            remove(lock)
-            continue
-        if not waited and on_wait is not None:
-            on_wait(lock)
-        waited = True
-        time.sleep(LOCK_POLL_S)
-    try:
-        yield
-    finally:
-        remove(lock)
+        reply = fs.call_s3(operation, Bucket=bucket, Key=key, **params)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # noqa: BLE001 - s3fs wraps botocore's error in an OSError
+        response = getattr(exc.__cause__, "response", None) or {}
+        if response.get("Error", {}).get("Code") == "PreconditionFailed":
+            return None
+        raise describe(exc, loc) from None
+    fs.invalidate_cache()
+    return reply
 
 
 def remove_all_but(directory: Location, keep: Iterable[str]) -> None:
@@ -276,3 +264,29 @@ def remove_all_but(directory: Location, keep: Iterable[str]) -> None:
     for name in children(directory):
         if name not in kept:
             remove(join(directory, name))
+
+
+def abort_uploads(prefix: str, owned: Callable[[str], bool]) -> int:
+    """Abort the unfinished multipart uploads under ``prefix`` whose key (relative to
+    it) ``owned`` accepts; returns how many. A killed writer leaves its upload behind,
+    invisible but stored (and billed); the caller knows no one else writes those keys
+    now. S3 only: GCS resumable uploads and Azure uncommitted blocks expire by
+    themselves (after a week)."""
+    found = s3_object(prefix)
+    if found is None:
+        return 0
+    fs, bucket, key = found
+    base = key.rstrip("/") + "/"
+    aborted = 0
+    marker: dict[str, str] = {}
+    with _explained(prefix):
+        while True:
+            page = fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=base, **marker)
+            for upload in page.get("Uploads", []):
+                if owned(upload["Key"][len(base):]):
+                    with contextlib.suppress(FileNotFoundError):
+                        fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    aborted += 1
+            if not page.get("IsTruncated"):
+                return aborted
+            marker = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}

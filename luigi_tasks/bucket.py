@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import luigi
@@ -31,10 +29,11 @@ import orjson
 from luigi.parameter import ParameterVisibility
 
 from alm_lhotse import fs, objects
+from alm_lhotse.object_lock import object_lock
 from alm_lhotse.execution.loop import DURATIONS_PART, Counts, decode_durations, merge_counts
-from alm_lhotse.outputs.streams import CONVERT_STREAMS, FINAL_NAMES, STREAMS, SUMMARY_PART
+from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES, STREAMS, SUMMARY_PART, TRANSCRIPTS_FINAL
 from alm_lhotse.storage import LOCK_NAME
-from luigi_tasks.layout import CONVERT, MARKER, PART_WALL, PARTS, STAGING, SUMMARY, PipelineError, work_dir
+from luigi_tasks.layout import CONVERT, MARKER, PART_WALL, PARTS, STAGING, SUMMARY, PipelineError, work_dir, written_by_the_job
 
 if TYPE_CHECKING:
     from luigi_tasks.merge import AlmWindows
@@ -101,11 +100,12 @@ def merge_into_bucket(task: "AlmWindows") -> dict[str, Any]:
     waiting = lambda held: logger.warning("waiting for another run writing into %s (lock %s)", out, held)  # noqa: E731
     from luigi_tasks.cleanup import pid_alive
 
-    with objects.object_lock(lock, pid_alive, on_wait=waiting):
+    with object_lock(lock, pid_alive, on_wait=waiting):
         if task.complete():
             logger.info("outputs in %s were completed by a concurrent run", out)
             return orjson.loads(objects.read_bytes(fs.join(out, SUMMARY)))
         summary = _merge(task, out)
+        objects.abort_uploads(out, written_by_the_job)  # a killed run's, unseen but stored
     _collect_garbage(task)
     return summary
 
@@ -119,30 +119,36 @@ def _merge(task: "AlmWindows", out: str) -> dict[str, Any]:
         for name in STREAMS:
             sources = conversions if name in CONVERT_STREAMS else windows
             objects.concatenate_into([fs.join(d, name) for d in sources], fs.join(out, FINAL_NAMES[name]))
+        _transcript_view(task, out)
         counts = [Counts(**orjson.loads(objects.read_bytes(fs.join(d, SUMMARY_PART)))) for d in windows]
         walls = [orjson.loads(objects.read_bytes(fs.join(d, PART_WALL)))["wall_s"] for d in windows + conversions]
     except (OSError, fs.StorageError) as exc:
         raise PipelineError(f"writing the final outputs into {out} failed: {exc}") from exc
+    from alm_lhotse.report.page import report_into
     from luigi_tasks.report import build_summary
 
     plan = task.discovery().plan()
     merge_s = time.perf_counter() - started
     durations = (x for d in windows for x in decode_durations(objects.read_bytes(fs.join(d, DURATIONS_PART))))
     summary = build_summary(merge_counts(counts, durations), plan, task.parameters_record(), walls, merge_s, task.reused)
-    _upload_report(summary, out)
+    report_into(out, summary)
     objects.write_bytes(fs.join(out, SUMMARY), orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
     marker = {"job_key": task.job_key, "parameters": task.parameters_record(), "parts": [fs.name_of(w) for w in windows]}
     objects.write_bytes(fs.join(out, MARKER), orjson.dumps(marker))
     return summary
 
 
-def _upload_report(summary: dict[str, Any], out: str) -> None:
-    """The report drawn in a local temp directory, then uploaded file by file."""
-    from alm_lhotse.report.page import write_report
+def _transcript_view(task: "AlmWindows", out: str) -> None:
+    """The transcript view streamed from the merged cuts object into its own, when asked
+    for; an earlier job's goes (the marker is already gone, so nothing counts it)."""
+    target = fs.join(out, TRANSCRIPTS_FINAL)
+    config = task.transcript_config()
+    if not config.transcript_view:
+        objects.remove(target)
+        return
+    from alm_lhotse.lhotse_io import write_transcript_view  # imports lhotse: only when asked for
 
-    with tempfile.TemporaryDirectory(prefix="alm-report-") as tmp:
-        for path in write_report(Path(tmp), summary):
-            objects.write_bytes(fs.join(out, path.relative_to(tmp).as_posix()), path.read_bytes())
+    write_transcript_view(fs.join(out, FINAL_NAMES[CUTS_PART]), target, config.speaker_tag)
 
 
 def _collect_garbage(task: "AlmWindows") -> None:

@@ -33,6 +33,7 @@ import socket
 from alm_lhotse import objects
 from alm_lhotse.fs import Location, StorageError, is_url, join, reason_of
 from alm_lhotse.outputs.streams import FINAL_NAMES, SUMMARY_PART
+from alm_lhotse.report.page import CHART_DIR
 
 WORK_DIR = ".work"
 MARKER = ".alm_state.json"
@@ -50,6 +51,13 @@ class PipelineError(RuntimeError):
 
 def work_dir(final_dir: Location) -> Location:
     return join(final_dir, WORK_DIR)
+
+
+def written_by_the_job(key: str) -> bool:
+    """Whether a key (relative to the output directory) is the main job's to write: a
+    file at the top, or anything in its own folders (not a Shar export's, say)."""
+    top, _, rest = key.partition("/")
+    return not rest or top in {WORK_DIR, CHART_DIR, *(name.split("/")[0] for name in FINAL_NAMES.values())}
 
 
 def final_files(final_dir: Location) -> list[Location]:

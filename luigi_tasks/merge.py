@@ -77,10 +77,8 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
         """The absolute manifest path; the bundled sample, written out, when none is given."""
         if self.manifest_path:
             return str(location(self.manifest_path))
-        if is_url(self.final_dir):
-            raise PipelineError("the bundled sample needs a local --output-dir: give --manifest-path with a URL output")
         ensure_writable(self.final_dir)
-        return str(materialize_sample(self.final_dir / SAMPLE_DIR))
+        return str(materialize_sample(join(self.final_dir, SAMPLE_DIR)))
 
     def discovery(self) -> AlmDiscover:
         return AlmDiscover(
@@ -95,8 +93,6 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
     @cached_property
     def _parts(self) -> list[AlmPart]:
         ensure_writable(self.final_dir)
-        if self.transcript_view and is_url(self.final_dir):
-            raise PipelineError("--transcript-view needs a local --output-dir (the view is not yet written to object storage)")
         count = len(self.discovery().plan()["partitions"])
         common = {"manifest_path": self._manifest, "output_dir": str(self.final_dir), "count": count}
         return [self.clone(AlmPart, index=index, **common) for index in range(count)]

@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - isal is a declared dependency
 
 from alm_lhotse import native
 from alm_lhotse.errors import InvalidEntry, ManifestError
-from alm_lhotse.fs import StorageError, open_url
+from alm_lhotse.fs import Location, StorageError, open_url
 from alm_lhotse.reading.discovery import ManifestPaths, discover_manifests
 from alm_lhotse.reading.validation import validate_entry
 
@@ -33,7 +33,7 @@ class ManifestLine(NamedTuple):
     raw: bytes
 
 
-def open_manifest(path: Path) -> IO[bytes]:
+def open_manifest(path: Location) -> IO[bytes]:
     """Open a manifest (a file, or an object streamed in bounded blocks) as bytes,
     transparently gunzipping by content, not by name."""
     handle = open_url(path)
@@ -244,10 +244,10 @@ def read_entries(paths: ManifestPaths, prepare: Optional[EntryHook] = None) -> I
         yield parse_line(line, prepare)
 
 
-def iter_jsonl_dicts(path: Path) -> Iterator[dict[str, Any]]:
+def iter_jsonl_dicts(path: Location) -> Iterator[dict[str, Any]]:
     """Objects of a (gzipped) JSONL file such as a cuts manifest, without building Lhotse
     objects (and without importing Lhotse)."""
-    with open_manifest(Path(path)) as handle:
+    with open_manifest(path) as handle:
         for line in handle:
             if line.strip():
                 yield orjson.loads(line)

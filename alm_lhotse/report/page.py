@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import base64
 import html
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import orjson
 
+from alm_lhotse import objects
+from alm_lhotse.fs import Location, is_url, join
 from alm_lhotse.report.charts import CHARTS, hours_rows, recording_label, window_settings
 from alm_lhotse.report.tally import TOP_FIELDS
 from alm_lhotse.storage import write_atomic
@@ -35,15 +38,17 @@ class MissingSummary(ValueError):
     """The directory holds no summary a report can be drawn from."""
 
 
-def read_summary(output_dir: Path) -> dict[str, Any]:
+def read_summary(output_dir: Location) -> dict[str, Any]:
     """The run's summary; a plain error when the directory holds none with a breakdown."""
     for name in SUMMARY_FILES:
-        path = output_dir / name
-        if path.is_file():
-            summary = orjson.loads(path.read_bytes())
-            if "breakdown" not in summary:
-                raise MissingSummary(f"{path} has no breakdown (made by an older version): run the job again")
-            return summary
+        path = join(output_dir, name)
+        try:
+            summary = orjson.loads(objects.read_bytes(path))
+        except (FileNotFoundError, IsADirectoryError):
+            continue
+        if "breakdown" not in summary:
+            raise MissingSummary(f"{path} has no breakdown (made by an older version): run the job again")
+        return summary
     raise MissingSummary(f"no {' or '.join(SUMMARY_FILES)} in {output_dir}: is it an output directory of a finished run?")
 
 
@@ -61,6 +66,18 @@ def write_report(output_dir: Path, summary: Optional[dict[str, Any]] = None) -> 
     written.append(output_dir / REPORT_FILE)
     write_atomic(written[-1], render_page(summary, charts).encode("utf-8"))
     return written
+
+
+def report_into(output_dir: Location, summary: Optional[dict[str, Any]] = None) -> Location:
+    """``write_report`` for any output directory; one in object storage gets the files
+    drawn in a local temp directory, then uploaded one by one. Returns the page."""
+    if not is_url(output_dir):
+        return write_report(Path(output_dir), summary)[-1]
+    summary = read_summary(output_dir) if summary is None else summary
+    with tempfile.TemporaryDirectory(prefix="alm-report-") as tmp:
+        for path in write_report(Path(tmp), summary):
+            objects.write_bytes(join(output_dir, path.relative_to(tmp).as_posix()), path.read_bytes())
+    return join(output_dir, REPORT_FILE)
 
 
 def _cell(value: Any, shown: Optional[str] = None) -> str:
