@@ -54,12 +54,16 @@ def test_sigkill_then_resume_on_s3_is_byte_identical(s3: S3Server, tmp_path: Pat
     dead.wait()
     lock = orjson.dumps({"host": socket.gethostname(), "pid": dead.pid, "time": time.time()})
     store.pipe_file(f"{out.split('://', 1)[1]}/.alm.lock", lock)
+    # and the final object it was streaming, never completed
+    bucket = out.split("://", 1)[1].split("/")[0]
+    store.call_s3("create_multipart_upload", Bucket=bucket, Key="out/alm_output.jsonl")
 
     resumed = run_luigi(*args, cwd=tmp_path, workers=2, env=s3.env)
     assert "PIPELINE COMPLETE" in resumed.stdout
     assert final_bytes(download(s3, out, tmp_path / "got")) == final_bytes(ref)
     store.invalidate_cache()
     assert not store.exists(f"{out.split('://', 1)[1]}/.alm.lock")
+    assert not store.call_s3("list_multipart_uploads", Bucket=bucket).get("Uploads")
     again = run_luigi(*args, cwd=tmp_path, workers=2, env=s3.env)
     assert ran_tasks(again, "AlmPart") == 0 and ran_tasks(again, "AlmWindows") == 0
     assert f"outputs in {out} are up to date" in again.stdout
