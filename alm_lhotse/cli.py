@@ -30,7 +30,7 @@ from alm_lhotse.recipe import (
     configs_from_options,
     prepare_alm,
 )
-from alm_lhotse.shar import SharExportError, export_shar, nothing_written_warning
+from alm_lhotse.shar import SharExportError, export_shar, nothing_written_warning, reading_hint
 from alm_lhotse.shar_options import SHAR_PARAMS
 
 
@@ -181,20 +181,29 @@ def _read_summary(output_dir: Union[Path, str]) -> dict[str, Any]:
     return orjson.loads(read_bytes(join(output_dir, RECIPE_SUMMARY)))
 
 
+class _FileOrUrl(click.Path):
+    """An existing local file (checked as click checks paths), or a URL passed on as given."""
+
+    def convert(self, value: Any, param: Optional[click.Parameter], ctx: Optional[click.Context]) -> Any:
+        return value if is_url(value) else super().convert(value, param, ctx)
+
+
 @shar.command("export-alm", context_settings=dict(show_default=True))
-@click.argument("cuts", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("cuts", type=_FileOrUrl(exists=True, dir_okay=False, path_type=Path))
 @click.argument("output_dir", type=click.Path(path_type=str))
 @_declared_options_of(SHAR_PARAMS)
 @click.option("-j", "--num-jobs", type=int, default=1, help="Worker processes (one shard each at a time).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def export_alm(cuts: Path, output_dir: str, **options: Any) -> None:
+@click.option("--storage-options", default="", help="fsspec options for URLs, as a JSON object.")
+def export_alm(cuts: Union[Path, str], output_dir: str, storage_options: str, **options: Any) -> None:
     """Export ALM window CUTS (e.g. lhotse/alm_cuts_windows_all.jsonl.gz) with their audio as Shar.
 
     Each window's audio is exactly the source samples over its span. A killed export
-    resumes when run again with the same arguments.
+    resumes when run again with the same arguments. CUTS and OUTPUT_DIR may be URLs
+    (s3://, gs://, az://): the shards and the export's bookkeeping then go to the bucket.
     """
     try:
-        summary = export_shar(cuts, output_dir, **options)
+        summary = export_shar(cuts, output_dir, storage_options=parse_options(storage_options), **options)
     except SharExportError as exc:
         raise click.ClickException(f"{exc} (use --audio-on-error skip to leave such windows out)") from None
     except ValueError as exc:
@@ -203,6 +212,8 @@ def export_alm(cuts: Path, output_dir: str, **options: Any) -> None:
     click.echo(f"{summary['written']} of {summary['windows']} windows ({hours}) in {summary['shards']} shards in {output_dir}")
     if summary["rejected"]:
         click.echo(f"{summary['rejected']} windows rejected: see {summary['rejects_path']}")
+    if is_url(output_dir) and summary["written"]:
+        click.echo(f"read them with {reading_hint(summary['output_dir'])}")
     warning = nothing_written_warning(summary)
     if warning:
         click.echo(warning, err=True)

@@ -266,9 +266,9 @@ def remove_all_but(directory: Location, keep: Iterable[str]) -> None:
             remove(join(directory, name))
 
 
-def abort_uploads(prefix: str, owned: Callable[[str], bool]) -> int:
+def abort_uploads(prefix: str, owned: Callable[[str], bool] = lambda key: True) -> int:
     """Abort the unfinished multipart uploads under ``prefix`` whose key (relative to
-    it) ``owned`` accepts; returns how many. A killed writer leaves its upload behind,
+    it) ``owned`` accepts (default: all); returns how many. A killed writer leaves its upload behind,
     invisible but stored (and billed); the caller knows no one else writes those keys
     now. S3 only: GCS resumable uploads and Azure uncommitted blocks expire by
     themselves (after a week)."""

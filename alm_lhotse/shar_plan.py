@@ -7,21 +7,24 @@ workers write them and however often the export is interrupted. Shard ``k`` belo
 group ``k mod groups``; the group count only decides how the work is spread over
 luigi tasks, never the bytes.
 
-Planning streams the windows once and writes each shard's cut lines to its own input
-file in the export's state directory, so a shard writer (any process, any machine
-sharing the directory) reads just its own windows; memory stays flat at any input size.
+Planning streams the windows once (a local file, or an object through
+``alm_lhotse.fs.open_url`` in bounded blocks) and writes each shard's cut lines to its own
+input file in the export's state directory (a file, or an object beside the shards), so a
+shard writer (any process, any machine that reaches the directory or the bucket) reads
+just its own windows; memory stays flat at any input size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from pathlib import Path
 from typing import IO, Any, Iterable, Iterator, Optional, Union
 
 import orjson
 
+from alm_lhotse import objects
+from alm_lhotse.fs import Location, is_url, join, open_url
 from alm_lhotse.shar_options import SharOptions
-from alm_lhotse.storage import write_atomic
 
 PLAN = "plan.json"
 INPUT_DIR = "input"
@@ -36,19 +39,28 @@ def tuples_as_lists(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def _open_lines(path: Pathlike) -> IO[bytes]:
-    with open(path, "rb") as probe:
-        compressed = probe.read(2) == _GZIP_MAGIC
-    if not compressed:
-        return open(path, "rb")
+@contextlib.contextmanager
+def _open_lines(path: Pathlike) -> Iterator[IO[bytes]]:
+    """The manifest's bytes, gunzipped when they are gzip (told by the magic bytes)."""
     from isal import igzip
 
-    return igzip.open(path, "rb")
+    if is_url(path):
+        with open_url(str(path)) as stream:
+            if stream.peek(2)[:2] != _GZIP_MAGIC:
+                yield stream
+                return
+            with igzip.open(stream, "rb") as lines:
+                yield lines
+        return
+    with open(path, "rb") as probe:
+        compressed = probe.read(2) == _GZIP_MAGIC
+    with igzip.open(path, "rb") if compressed else open(path, "rb") as lines:
+        yield lines
 
 
 def cut_lines(cuts: Union[Pathlike, Iterable[Any]]) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    """(JSON line, parsed cut) of each window: a manifest path (plain or gzipped JSON
-    lines), a CutSet or cut dicts."""
+    """(JSON line, parsed cut) of each window: a manifest path or URL (plain or gzipped
+    JSON lines), a CutSet or cut dicts."""
     if isinstance(cuts, (str, os.PathLike)):
         with _open_lines(cuts) as lines:
             for line in lines:
@@ -60,14 +72,14 @@ def cut_lines(cuts: Union[Pathlike, Iterable[Any]]) -> Iterator[tuple[bytes, dic
         yield orjson.dumps(data, default=tuples_as_lists), data
 
 
-def input_path(state: Path, index: int) -> Path:
-    return state / INPUT_DIR / f"{index:06d}.jsonl"
+def input_path(state: Location, index: int) -> Location:
+    return join(state, INPUT_DIR, f"{index:06d}.jsonl")
 
 
 class _ShardBuilder:
     """Consecutive windows into shards by duration (and count), each to its input file."""
 
-    def __init__(self, state: Path, options: SharOptions) -> None:
+    def __init__(self, state: Location, options: SharOptions) -> None:
         self.state = state
         self.options = options
         self.shards: list[list[float]] = []  # [windows, seconds] per shard
@@ -85,12 +97,12 @@ class _ShardBuilder:
         if not self.pending:
             return
         index = len(self.shards)
-        write_atomic(input_path(self.state, index), b"\n".join(self.pending) + b"\n")
+        objects.write_bytes(input_path(self.state, index), b"\n".join(self.pending) + b"\n")
         self.shards.append([len(self.pending), self.seconds])
         self.pending, self.seconds = [], 0.0
 
 
-def plan_shards(cuts: Union[Pathlike, Iterable[Any]], state: Path, options: SharOptions) -> dict[str, Any]:
+def plan_shards(cuts: Union[Pathlike, Iterable[Any]], state: Location, options: SharOptions) -> dict[str, Any]:
     """Write every shard's input file, then the plan (last: it marks planning as done)."""
     builder = _ShardBuilder(state, options)
     for line, cut in cut_lines(cuts):
@@ -101,13 +113,13 @@ def plan_shards(cuts: Union[Pathlike, Iterable[Any]], state: Path, options: Shar
         "windows": sum(count for count, _ in builder.shards),
         "seconds": sum(seconds for _, seconds in builder.shards),
     }
-    write_atomic(state / PLAN, orjson.dumps(plan))
+    objects.write_bytes(join(state, PLAN), orjson.dumps(plan))
     return plan
 
 
-def read_plan(state: Path) -> Optional[dict[str, Any]]:
+def read_plan(state: Location) -> Optional[dict[str, Any]]:
     try:
-        return orjson.loads((state / PLAN).read_bytes())
+        return orjson.loads(objects.read_bytes(join(state, PLAN)))
     except FileNotFoundError:
         return None
 
@@ -116,8 +128,8 @@ def shards_of_group(plan: dict[str, Any], group: int, groups: int) -> range:
     return range(group, len(plan["shards"]), groups)
 
 
-def read_inputs(state: Path, index: int) -> Iterator[dict[str, Any]]:
+def read_inputs(state: Location, index: int) -> Iterator[dict[str, Any]]:
     """The windows of shard ``index``, in order."""
-    with open(input_path(state, index), "rb") as lines:
+    with open_url(input_path(state, index)) as lines:
         for line in lines:
             yield orjson.loads(line)

@@ -19,16 +19,19 @@ from __future__ import annotations
 
 import io
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 import orjson
 
+from alm_lhotse import objects
 from alm_lhotse.flac_frames import FrameIndex, Unusable, cut_stream
+from alm_lhotse.fs import Location, is_url, join, name_of
 from alm_lhotse.outputs.lhotse_manifests import num_samples
 from alm_lhotse.shar_options import SharOptions
 from alm_lhotse.shar_plan import read_inputs, tuples_as_lists
-from alm_lhotse.storage import publish, temp_name, write_atomic
+from alm_lhotse.storage import publish, temp_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -57,20 +60,20 @@ class SharExportError(RuntimeError):
         return (SharExportError, (self.cut_id, self.path, self.reason))
 
 
-def shard_paths(directory: Path, index: int) -> dict[str, Path]:
+def shard_paths(directory: Location, index: int) -> dict[str, Location]:
     return {
-        "recording": directory / SHARD_NAME.format(field="recording", index=index, ext=".tar"),
-        "cuts": directory / SHARD_NAME.format(field="cuts", index=index, ext=".jsonl.gz"),
+        "recording": join(directory, SHARD_NAME.format(field="recording", index=index, ext=".tar")),
+        "cuts": join(directory, SHARD_NAME.format(field="cuts", index=index, ext=".jsonl.gz")),
     }
 
 
-def done_marker(state: Path, index: int) -> Path:
-    return state / DONE_DIR / f"{index:06d}.json"
+def done_marker(state: Location, index: int) -> Location:
+    return join(state, DONE_DIR, f"{index:06d}.json")
 
 
-def read_done(state: Path, index: int) -> Optional[dict[str, Any]]:
+def read_done(state: Location, index: int) -> Optional[dict[str, Any]]:
     try:
-        return orjson.loads(done_marker(state, index).read_bytes())
+        return orjson.loads(objects.read_bytes(done_marker(state, index)))
     except FileNotFoundError:
         return None
 
@@ -276,46 +279,63 @@ def _add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_shard(
-    state: Path, output_dir: Path, index: int, options: SharOptions, progress: Optional[Callable[[int], None]] = None
+    state: Location, output_dir: Location, index: int, options: SharOptions, progress: Optional[Callable[[int], None]] = None
 ) -> dict[str, Any]:
-    """Write shard ``index`` under temp names, rename it into place, then record it as done."""
+    """Write shard ``index``, then record it as done. Into a directory: under temp names
+    beside the state, renamed into place. Into object storage: in a local temp directory,
+    each file then uploaded as an object that appears only when complete."""
+    final = shard_paths(output_dir, index)
+    if is_url(output_dir):
+        with tempfile.TemporaryDirectory(prefix="alm-shar-") as tmp_dir:
+            tmp = {name: Path(tmp_dir) / name_of(path) for name, path in final.items()}
+            result = _write_files(state, index, options, tmp, progress)
+            if result["written"]:
+                for name in ("recording", "cuts"):
+                    objects.upload_file(tmp[name], str(final[name]))
+    else:
+        tmp = {name: temp_name(Path(state) / TMP_DIR / name_of(path)) for name, path in final.items()}
+        tmp["recording"].parent.mkdir(parents=True, exist_ok=True)
+        try:
+            result = _write_files(state, index, options, tmp, progress)
+            if result["written"]:
+                publish(tmp["recording"], Path(final["recording"]))
+                publish(tmp["cuts"], Path(final["cuts"]))
+        finally:
+            for path in tmp.values():
+                path.unlink(missing_ok=True)
+    objects.write_bytes(done_marker(state, index), orjson.dumps(result))
+    return result
+
+
+def _write_files(
+    state: Location, index: int, options: SharOptions, tmp: dict[str, Path], progress: Optional[Callable[[int], None]]
+) -> dict[str, Any]:
+    """The shard's tar and cuts files at the paths ``tmp``; returns what was written."""
     import gzip
 
-    final = shard_paths(output_dir, index)
-    tmp = {name: temp_name(state / TMP_DIR / path.name) for name, path in final.items()}
-    tmp["recording"].parent.mkdir(parents=True, exist_ok=True)
     rejects: list[dict[str, Any]] = []
     windows = written = 0
     seconds = 0.0
     fmt = options.audio_format
-    try:
-        with (
-            tarfile.open(tmp["recording"], "w", format=tarfile.GNU_FORMAT) as tar,
-            open(tmp["cuts"], "wb") as raw,
-            gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as cuts_out,
-        ):
-            for cut, audio in window_audio(read_inputs(state, index), options):
-                windows += 1
-                if progress is not None:
-                    progress(1)
-                if isinstance(audio, SharExportError):
-                    if options.audio_on_error == "fail":
-                        raise audio
-                    rejects.append({"window": audio.cut_id, "audio_filepath": audio.path, "reason": audio.reason})
-                    continue
-                data, channels, rate = audio
-                stored = shar_cut(cut, channels, rate)
-                _add_member(tar, f"{cut['id']}.{fmt}", data)
-                _add_member(tar, f"{cut['id']}.json", orjson.dumps(stored["recording"]))
-                cuts_out.write(orjson.dumps(stored, default=tuples_as_lists) + b"\n")
-                written += 1
-                seconds += float(cut["duration"])
-        if written:
-            publish(tmp["recording"], final["recording"])
-            publish(tmp["cuts"], final["cuts"])
-    finally:
-        for path in tmp.values():
-            path.unlink(missing_ok=True)
-    result = {"index": index, "windows": windows, "written": written, "seconds": seconds, "rejects": rejects}
-    write_atomic(done_marker(state, index), orjson.dumps(result))
-    return result
+    with (
+        tarfile.open(tmp["recording"], "w", format=tarfile.GNU_FORMAT) as tar,
+        open(tmp["cuts"], "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=GZIP_LEVEL, mtime=0) as cuts_out,
+    ):
+        for cut, audio in window_audio(read_inputs(state, index), options):
+            windows += 1
+            if progress is not None:
+                progress(1)
+            if isinstance(audio, SharExportError):
+                if options.audio_on_error == "fail":
+                    raise audio
+                rejects.append({"window": audio.cut_id, "audio_filepath": audio.path, "reason": audio.reason})
+                continue
+            data, channels, rate = audio
+            stored = shar_cut(cut, channels, rate)
+            _add_member(tar, f"{cut['id']}.{fmt}", data)
+            _add_member(tar, f"{cut['id']}.json", orjson.dumps(stored["recording"]))
+            cuts_out.write(orjson.dumps(stored, default=tuples_as_lists) + b"\n")
+            written += 1
+            seconds += float(cut["duration"])
+    return {"index": index, "windows": windows, "written": written, "seconds": seconds, "rejects": rejects}

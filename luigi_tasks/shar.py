@@ -14,8 +14,10 @@ export options, so a changed input or option never reuses stale shards) unless
 ``--shar-dir`` names a directory; the export's bookkeeping goes beside it in
 ``<shar dir>.export/``. Each shard is written under a temp name, renamed into place and
 then marked done, so a killed export resumes shard by shard (see ``alm_lhotse.shar``).
-The audio sources may be URLs; the shard directory must be local for now (a URL
-``--output-dir`` or ``--shar-dir`` is refused when the task is made).
+With a URL shard directory (a URL ``--output-dir`` or ``--shar-dir``) every file of the
+export, the tasks' targets included, is an object in the bucket: a shard is written in a
+local temp directory and uploaded object by object before its done marker, so workers
+need to share only luigid and the bucket. The audio sources may be URLs too.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ from __future__ import annotations
 import sys
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import luigi
 import orjson
 from luigi.util import inherits
 
-from alm_lhotse.fs import is_url
+from alm_lhotse import objects
+from alm_lhotse.fs import Location, is_url, join, location
 from alm_lhotse.params import INTEGER, Param
 from alm_lhotse.shar import (
+    SUMMARY,
+    check_writable,
     end_of_export_block,
     finish_export,
     nothing_written_warning,
@@ -41,7 +46,8 @@ from alm_lhotse.shar import (
 from alm_lhotse.shar_options import SHAR_PARAMS, SharOptions
 from alm_lhotse.shar_plan import PLAN, read_plan, shards_of_group
 from alm_lhotse.shar_write import read_done, write_shard
-from alm_lhotse.storage import key_of, write_atomic
+from alm_lhotse.storage import key_of
+from luigi_tasks.bucket import LocationTarget, StorageOptions
 from luigi_tasks.merge import AlmWindows
 from luigi_tasks.parameters import AlmParameters, DeclaredParameter, reported
 from luigi_tasks.shar_report import ShardProgress, report_failures
@@ -62,9 +68,14 @@ def _with_shar_parameters(cls: type) -> type:
     return cls
 
 
+def _target(loc: Location) -> Union[luigi.LocalTarget, LocationTarget]:
+    """A file of a local export, an object of one in a bucket."""
+    return LocationTarget(loc) if is_url(loc) else luigi.LocalTarget(str(loc))
+
+
 @inherits(AlmWindows)
 @_with_shar_parameters
-class AlmSharBase(AlmParameters, luigi.Task):
+class AlmSharBase(StorageOptions, AlmParameters, luigi.Task):
     """Every parameter of ``AlmWindows`` and of the export, checked when the task is made
     (before any work: one ``ERROR:`` line and exit 35 on the command line)."""
 
@@ -74,24 +85,20 @@ class AlmSharBase(AlmParameters, luigi.Task):
         super().__init__(*args, **kwargs)
         with reported():
             self.options = SharOptions(**{p.name: getattr(self, p.name) for p in SHAR_PARAMS})
-            if is_url(self._windows.final_dir) or is_url(self.shar_dir):
-                raise ValueError(
-                    "the Shar export needs a local --output-dir (and --shar-dir) for now: its shards "
-                    "are not yet written to object storage (audio sources may be URLs)"
-                )
 
     @cached_property
     def _windows(self) -> AlmWindows:
         return self.clone(AlmWindows)
 
     @cached_property
-    def shar_path(self) -> Path:
+    def shar_path(self) -> Location:
+        """An absolute ``Path``, or a URL (``str``) for object storage."""
         if self.shar_dir:
-            return Path(self.shar_dir).absolute()
-        return self._windows.final_dir / f"shar-{key_of([self._windows.job_key, self.options.to_dict()], 12)}"
+            return location(self.shar_dir) if is_url(self.shar_dir) else Path(self.shar_dir).absolute()
+        return join(self._windows.final_dir, f"shar-{key_of([self._windows.job_key, self.options.to_dict()], 12)}")
 
     @property
-    def state_dir(self) -> Path:
+    def state_dir(self) -> Location:
         return state_dir_for(self.shar_path)
 
 
@@ -101,8 +108,8 @@ class AlmSharPlan(AlmSharBase):
     def requires(self) -> AlmWindows:
         return self._windows
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.state_dir / PLAN))
+    def output(self) -> luigi.Target:
+        return _target(join(self.state_dir, PLAN))
 
     def run(self) -> None:
         prepare_export(self._windows.cuts_path, self.shar_path, self.options, identity={"job": self._windows.job_key})
@@ -117,8 +124,12 @@ class AlmSharGroup(AlmSharBase):
     def requires(self) -> AlmSharPlan:
         return self.clone(AlmSharPlan)
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.state_dir / GROUPS_DIR / f"{self.shar_groups}-{self.group:06d}.json"))
+    @property
+    def record(self) -> Location:
+        return join(self.state_dir, GROUPS_DIR, f"{self.shar_groups}-{self.group:06d}.json")
+
+    def output(self) -> luigi.Target:
+        return _target(self.record)
 
     def run(self) -> None:
         plan = read_plan(self.state_dir)
@@ -128,17 +139,24 @@ class AlmSharGroup(AlmSharBase):
         with ShardProgress(self, sum(plan["shards"][index][0] for index in todo)) as progress:
             for index in todo:
                 write_shard(self.state_dir, self.shar_path, index, self.options, progress=progress)
-        write_atomic(Path(self.output().path), orjson.dumps({"shards": list(shards)}))
+        objects.write_bytes(self.record, orjson.dumps({"shards": list(shards)}))
 
 
 class AlmShar(AlmSharBase):
     """Export the windows of ``AlmWindows`` (same parameters) with their audio as Shar."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """A URL ``--shar-dir`` is probed here (``AlmWindows`` probes ``--output-dir``)."""
+        super().__init__(*args, **kwargs)
+        if is_url(self.shar_dir):
+            with reported():
+                check_writable(str(self.state_dir))
+
     def requires(self) -> list[AlmSharGroup]:
         return [self.clone(AlmSharGroup, group=group) for group in range(self.shar_groups)]
 
-    def output(self) -> luigi.LocalTarget:
-        return luigi.LocalTarget(str(self.state_dir / "summary.json"))
+    def output(self) -> luigi.Target:
+        return _target(join(self.state_dir, SUMMARY))
 
     def run(self) -> None:
         summary = finish_export(self.shar_path)

@@ -10,7 +10,8 @@ from typing import Any, Optional
 
 import luigi
 
-from alm_lhotse.shar import state_dir_for
+from alm_lhotse.fs import join
+from alm_lhotse.shar import REJECTS, state_dir_for
 from alm_lhotse.shar_write import SharExportError
 from luigi_tasks.progress import TaskStatus, local_run
 
@@ -48,7 +49,7 @@ def report_failures(task_class: type) -> None:
     @task_class.event_handler(luigi.Event.FAILURE)
     def _report(task: Any, exc: BaseException) -> None:
         if isinstance(exc, SharExportError):
-            rejects = state_dir_for(task.shar_path) / "rejects.jsonl"
+            rejects = join(state_dir_for(task.shar_path), REJECTS)
             hint = f"use --audio-on-error skip to leave such windows out; they are then listed in {rejects}"
             print(f"ERROR: {exc} ({hint})", file=sys.stderr, flush=True)
         else:

@@ -1,6 +1,6 @@
 """Audio sources in object storage (a local S3 server): the Shar export and the
-audio-aware conversion read ``s3://`` audio as they read local files; the Shar export
-refuses an object-storage output directory in one line, before any work."""
+audio-aware conversion read ``s3://`` audio as they read local files (the export into
+a bucket is tested in ``test_s3_shar``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from alm_lhotse.shar_write import SharExportError
 from tests.s3_server import S3Server, s3_server  # noqa: F401 - the fixture
 from tests.test_audio import write_conversations
 from tests.test_s3 import s3  # noqa: F401 - the fixture
-from tests.test_shar_luigi import error_lines, luigi_shar
 
 
 @pytest.fixture(autouse=True)
@@ -112,28 +111,3 @@ def test_headers_and_bandwidths_come_from_s3_audio(s3: S3Server, tmp_path: Path)
     missing["audio_filepath"] = f"{url}/absent.wav"
     with pytest.raises(InvalidEntry, match=r"absent\.wav\) does not exist"):
         hook(missing)
-
-
-@pytest.mark.parametrize("where", [["--output-dir", "s3://bucket/out"], ["--output-dir", "out", "--shar-dir", "s3://bucket/shar"]])
-def test_the_shar_export_refuses_an_object_storage_output(tmp_path: Path, where: list[str]) -> None:
-    manifest = write_conversations(tmp_path / "data", count=1)
-    proc = luigi_shar("--manifest-path", str(manifest), *where, cwd=tmp_path, expect=35)
-    errors = error_lines(proc.stderr)
-    assert len(errors) == 1 and "needs a local --output-dir" in errors[0], proc.stderr
-    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
-
-
-def test_the_cli_and_python_shar_export_refuse_an_object_storage_output(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from alm_lhotse.cli import cli
-
-    manifest = write_conversations(tmp_path / "data", count=1)
-    prepare_alm(manifest, tmp_path / "out", progress=False)
-    cuts = str(tmp_path / "out/lhotse/alm_cuts_windows_all.jsonl.gz")
-    result = CliRunner().invoke(cli, ["shar", "export-alm", cuts, "s3://bucket/shar", "--no-progress"])
-    assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "Error: s3://bucket/shar: the Shar export needs a local output directory" in result.output
-    with pytest.raises(ValueError, match="needs a local output directory"):
-        export_shar(cuts, "s3://bucket/shar", progress=False)
-    assert not list(tmp_path.glob("s3*"))

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import orjson
@@ -22,10 +23,12 @@ from tests.test_pipeline import TIMEOUT_S, clean_env
 SHARDS = ["--shard-duration", "100"]  # every window (about 120 s) a shard of its own
 
 
-def luigi_shar(*args: str, cwd: Path, workers: int = 1, expect: int = 0, local: bool = True) -> subprocess.CompletedProcess:
+def luigi_shar(
+    *args: str, cwd: Path, workers: int = 1, expect: int = 0, local: bool = True, env: Optional[dict[str, str]] = None
+) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "luigi", "--module", "luigi_tasks", "AlmShar", *args, "--workers", str(workers)]
     cmd += ["--local-scheduler"] if local else []
-    proc = subprocess.run(cmd, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=TIMEOUT_S)
+    proc = subprocess.run(cmd, cwd=cwd, env=clean_env(env), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == expect, proc.stderr[-4000:]
     return proc
 
@@ -92,7 +95,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _ran(output: str, family: str) -> int:
+def tasks_ran(output: str, family: str) -> int:
     """How many ``family`` tasks luigi's execution summary lists as run by this worker."""
     section = re.search(r"\* \d+ ran successfully:\n((?:.*\n?)*?)(?:\* |\n\S|\Z)", output)
     return sum(int(n) for n in re.findall(rf"- (\d+) {family}\(", section.group(1))) if section else 0
@@ -117,8 +120,8 @@ def test_luigid_with_two_workers_runs_each_group_once(manifest: Path, tmp_path: 
         luigid.terminate()
         luigid.wait(timeout=30)
     assert [w.returncode for w in workers] == [0, 0], outputs
-    assert sum(_ran(out, "AlmSharGroup") for out in outputs) == 4, outputs
-    assert sum(_ran(out, "AlmShar") for out in outputs) == 1, outputs
+    assert sum(tasks_ran(out, "AlmSharGroup") for out in outputs) == 4, outputs
+    assert sum(tasks_ran(out, "AlmShar") for out in outputs) == 1, outputs
     summary = orjson.loads((state_dir_for(tmp_path / "shards") / "summary.json").read_bytes())
     assert summary["written"] == summary["windows"] == len(list(CutSet.from_shar(in_dir=tmp_path / "shards")))
 
