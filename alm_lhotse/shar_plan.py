@@ -16,19 +16,18 @@ just its own windows; memory stays flat at any input size.
 
 from __future__ import annotations
 
-import contextlib
 import os
-from typing import IO, Any, Iterable, Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import orjson
 
 from alm_lhotse import objects
-from alm_lhotse.fs import Location, is_url, join, open_url
+from alm_lhotse.fs import Location, join, open_url
+from alm_lhotse.reading.reader import open_manifest
 from alm_lhotse.shar_options import SharOptions
 
 PLAN = "plan.json"
 INPUT_DIR = "input"
-_GZIP_MAGIC = b"\x1f\x8b"
 Pathlike = Union[str, os.PathLike]
 
 
@@ -39,30 +38,11 @@ def tuples_as_lists(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-@contextlib.contextmanager
-def _open_lines(path: Pathlike) -> Iterator[IO[bytes]]:
-    """The manifest's bytes, gunzipped when they are gzip (told by the magic bytes)."""
-    from isal import igzip
-
-    if is_url(path):
-        with open_url(str(path)) as stream:
-            if stream.peek(2)[:2] != _GZIP_MAGIC:
-                yield stream
-                return
-            with igzip.open(stream, "rb") as lines:
-                yield lines
-        return
-    with open(path, "rb") as probe:
-        compressed = probe.read(2) == _GZIP_MAGIC
-    with igzip.open(path, "rb") if compressed else open(path, "rb") as lines:
-        yield lines
-
-
 def cut_lines(cuts: Union[Pathlike, Iterable[Any]]) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """(JSON line, parsed cut) of each window: a manifest path or URL (plain or gzipped
     JSON lines), a CutSet or cut dicts."""
     if isinstance(cuts, (str, os.PathLike)):
-        with _open_lines(cuts) as lines:
+        with open_manifest(cuts) as lines:
             for line in lines:
                 if line.strip():
                     yield line.rstrip(b"\r\n"), orjson.loads(line)
