@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator, Optional, Sequence
 
 from alm_lhotse import storage
-from alm_lhotse.fs import Location, StorageError, describe, filesystem, is_url, join
+from alm_lhotse.fs import Location, StorageError, describe, filesystem, is_url, join, reason_of
 
 COPY_BLOCK = 8 << 20  # multipart part size (S3 wants at least 5 MiB) and copy buffer
 
@@ -290,3 +291,18 @@ def abort_uploads(prefix: str, owned: Callable[[str], bool] = lambda key: True) 
             if not page.get("IsTruncated"):
                 return aborted
             marker = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": page["NextUploadIdMarker"]}
+
+
+def unwritable_reason(directory: Location) -> Optional[str]:
+    """Why nothing can be written under ``directory`` (no such bucket, access denied,
+    endpoint unreachable, a read-only filesystem, ...), or None: found by writing and
+    removing a probe, so a run can say it before any work."""
+    probe = join(directory, f".probe-{socket.gethostname()}-{os.getpid()}")
+    try:
+        write_bytes(probe, b"")
+        remove(probe)
+    except StorageError as exc:
+        return exc.reason
+    except OSError as exc:
+        return reason_of(exc) if is_url(directory) else exc.strerror or str(exc)
+    return None

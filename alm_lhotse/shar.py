@@ -25,7 +25,6 @@ bucket too, and the shards are read back with ``shar_read.shar_fields``.
 from __future__ import annotations
 
 import os
-import socket
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -34,7 +33,7 @@ from typing import Any, Iterable, Optional, Union
 import orjson
 
 from alm_lhotse import objects
-from alm_lhotse.fs import Location, StorageError, configure, describe, filesystem, is_url, join, location, reason_of, stat_of
+from alm_lhotse.fs import Location, StorageError, configure, describe, filesystem, is_url, join, location, stat_of
 from alm_lhotse.shar_options import AUDIO_FORMATS, SharOptions, shar_options
 from alm_lhotse.shar_plan import INPUT_DIR, Pathlike, plan_shards, read_plan
 from alm_lhotse.shar_write import TMP_DIR, SharExportError, read_done, write_shard
@@ -99,13 +98,9 @@ def _check_resumable(out: Location, state: Location, params: dict[str, Any]) -> 
 
 def check_writable(state: str) -> None:
     """Fail before any work, with the reason, when the bucket cannot take the export."""
-    probe = join(state, f".probe-{socket.gethostname()}-{os.getpid()}")
-    try:
-        objects.write_bytes(probe, b"")
-        objects.remove(probe)
-    except (StorageError, OSError) as exc:
-        reason = exc.reason if isinstance(exc, StorageError) else reason_of(exc)
-        raise SharDirError(f"Shar directory {state[: -len(STATE_SUFFIX)]} is not writable: {reason}") from None
+    reason = objects.unwritable_reason(state)
+    if reason is not None:
+        raise SharDirError(f"Shar directory {state[: -len(STATE_SUFFIX)]} is not writable: {reason}")
 
 
 def prepare_export(

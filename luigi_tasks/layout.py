@@ -27,11 +27,9 @@ conversion when only window or overlap parameters change) is reused.
 
 from __future__ import annotations
 
-import os
-import socket
 
 from alm_lhotse import objects
-from alm_lhotse.fs import Location, StorageError, is_url, join, reason_of
+from alm_lhotse.fs import Location, join
 from alm_lhotse.outputs.streams import FINAL_NAMES, SUMMARY_PART
 from alm_lhotse.report.page import CHART_DIR
 
@@ -68,18 +66,6 @@ def final_files(final_dir: Location) -> list[Location]:
 def ensure_writable(directory: Location) -> None:
     """Fail at scheduling time, with the reason, when DIR cannot hold outputs (for a
     URL: no such bucket, access denied, endpoint unreachable)."""
-    probe = join(work_dir(directory), f".probe-{socket.gethostname()}-{os.getpid()}")
-    if is_url(probe):
-        try:
-            objects.write_bytes(probe, b"")
-            objects.remove(probe)
-        except (StorageError, OSError) as exc:
-            reason = exc.reason if isinstance(exc, StorageError) else reason_of(exc)
-            raise PipelineError(f"output directory {directory} is not writable: {reason}") from None
-        return
-    try:
-        probe.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise PipelineError(f"output directory {directory} is not writable: {exc.strerror or exc}") from exc
+    reason = objects.unwritable_reason(work_dir(directory))
+    if reason is not None:
+        raise PipelineError(f"output directory {directory} is not writable: {reason}")
