@@ -34,10 +34,16 @@ LOCK_POLL_S = 0.5
 @contextlib.contextmanager
 def _explained(url: str) -> Iterator[None]:
     """Backend errors as one line naming the URL (a missing object, or an existing one
-    refused by a conditional put, stays itself)."""
+    refused by a conditional put, stays itself; a missing bucket is a ``MissingBucket``,
+    still "not found" but with its reason)."""
     try:
         yield
-    except (FileNotFoundError, FileExistsError, StorageError):
+    except (FileExistsError, StorageError):
+        raise
+    except FileNotFoundError as exc:
+        missing = describe(exc, url)
+        if isinstance(missing, FileNotFoundError):
+            raise missing from None
         raise
     except Exception as exc:  # noqa: BLE001 - botocore, aiohttp, google errors alike
         raise describe(exc, url) from None
@@ -137,6 +143,7 @@ def object_writer(loc: str) -> Iterator[object]:
         yield handle
     except BaseException:
         handle.discard()
+        handle.closed = True  # adlfs's discard keeps the blocks: a collected open handle would commit them
         raise
     with _explained(loc):
         handle.close()
