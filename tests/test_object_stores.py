@@ -107,6 +107,8 @@ def test_create_once_creates_only_once(store: Server) -> None:
     assert objects.create_once(url, b"first")
     assert not objects.create_once(url, b"second")
     assert objects.read_bytes(url) == b"first"
+    if isinstance(store, AzureServer):  # adlfs's other scheme names the same blob
+        assert not objects.create_once(url.replace("az://", "abfs://", 1), b"second")
     objects.remove(url)
     assert not objects.exists(url)
     assert objects.create_once(url, b"third") and objects.read_bytes(url) == b"third"
@@ -158,6 +160,8 @@ def test_errors_name_the_url_and_the_reason(store: Server, tmp_path: Path, where
     elif where == "output_bucket":
         out = f"{scheme}://no-such-bucket-alm/out"
     elif where.endswith("endpoint"):
+        if where == "endpoint" and isinstance(store, AzureServer):
+            pytest.skip("the output case covers Azure: its SDK retries an unreachable endpoint for 90 s each time")
         env = store.unreachable_env
     elif where == "access":
         if not isinstance(store, AzureServer):
@@ -170,3 +174,20 @@ def test_errors_name_the_url_and_the_reason(store: Server, tmp_path: Path, where
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and reason in errors[0], proc.stderr[-3000:]
     assert (manifest if where.startswith("manifest") or where == "endpoint" else out) in errors[0]
+
+
+def test_backend_errors_in_one_line() -> None:
+    """The words gcsfs and the Azure SDK use for a missing bucket, refused credentials
+    and an endpoint that does not answer."""
+    from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError, ServiceRequestError
+    from gcsfs.retry import HttpError
+
+    assert fs.reason_of(ResourceNotFoundError("The specified container does not exist.\nRequestId:1")) == fs.NO_BUCKET
+    assert fs.reason_of(OSError("Forbidden: b/alm/o\nno storage.objects.get")) == "access denied (Forbidden: b/alm/o)"
+    assert fs.reason_of(HttpError({"code": 401, "message": "Anonymous caller"})).startswith("access denied")
+    assert fs.reason_of(ClientAuthenticationError("Server failed to authenticate the request.")).startswith("access denied")
+    refused = ServiceRequestError("Cannot connect to host 127.0.0.1:9 ssl:default [Connect call failed]")
+    assert fs.reason_of(refused).startswith("endpoint unreachable (Cannot connect")
+    assert fs.reason_of(FileNotFoundError("b/alm/o")) == fs.NO_OBJECT
+    missing = fs.describe(FileNotFoundError("The specified bucket does not exist"), "s3://gone/x")
+    assert isinstance(missing, FileNotFoundError) and str(missing) == "s3://gone/x: no such bucket"
