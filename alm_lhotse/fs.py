@@ -37,6 +37,11 @@ class StorageError(ValueError):
         super().__init__(f"{url}: {reason}")
 
 
+class MissingBucket(StorageError, FileNotFoundError):
+    """A location in a bucket that does not exist: still "not found" to a caller that
+    treats a missing object as absent, with the reason for one that explains it."""
+
+
 def is_url(location: Any) -> bool:
     """Whether ``location`` names object storage (a URL that is not ``file://``)."""
     if not isinstance(location, str):
@@ -104,29 +109,56 @@ def filesystem(url: str) -> tuple[Any, str]:
         raise describe(exc, url) from None
 
 
+NO_BUCKET = "no such bucket"
+NO_OBJECT = "no such object or prefix"
+_MISSING_BUCKET = ("bucket does not exist", "nosuchbucket", "container does not exist", "containernotfound")
+_DENIED = ("access denied", "forbidden", "failed to authenticate", "authorizationfailure", "unauthorized")
+_UNREACHABLE = ("could not connect", "cannot connect", "connection", "name or service not known")
+
+
 def reason_of(exc: BaseException) -> str:
     """Why a storage call failed, in one line: no such bucket or object, access denied,
-    endpoint unreachable, or the backend's own message."""
+    endpoint unreachable, or the backend's own message (the words of s3fs, gcsfs and
+    adlfs, and the HTTP status where the message has no such words)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     kind = type(exc).__name__
     lowered = text.lower()
-    if "bucket does not exist" in lowered or "nosuchbucket" in lowered:
-        reason = "no such bucket"
-    elif isinstance(exc, PermissionError) or "access denied" in lowered or "forbidden" in lowered:
+    status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
+    if any(words in lowered for words in _MISSING_BUCKET):
+        reason = NO_BUCKET
+    elif isinstance(exc, PermissionError) or status in (401, 403) or any(words in lowered for words in _DENIED):
         reason = f"access denied ({text})"
-    elif "connect" in kind.lower() or "could not connect" in lowered or "connection" in lowered:
+    elif "connect" in kind.lower() or any(words in lowered for words in _UNREACHABLE):
         reason = f"endpoint unreachable ({text})"
     elif isinstance(exc, FileNotFoundError):
-        reason = "no such object or prefix"
+        reason = NO_OBJECT
     else:
         reason = f"{kind}: {text}"
     return reason
 
 
 def describe(exc: BaseException, url: str) -> StorageError:
+    """``exc`` as a one-line error naming ``url``. A backend that reports a missing
+    bucket as a plain "not found" (gcsfs, adlfs) is asked whether the bucket exists."""
     if isinstance(exc, StorageError):
         return exc
-    return StorageError(url, reason_of(exc))
+    reason = reason_of(exc)
+    if reason == NO_BUCKET or (reason == NO_OBJECT and is_url(url) and _bucket_missing(url)):
+        return MissingBucket(url, NO_BUCKET)
+    return StorageError(url, reason)
+
+
+def _bucket_missing(url: str) -> bool:
+    import fsspec
+
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **_options)
+        fs.info(path.split("/", 1)[0])
+    except FileNotFoundError:
+        return True
+    except Exception:  # noqa: BLE001 - unknown: keep the backend's "not found"
+        return False
+    return False
 
 
 class ObjectStat(NamedTuple):

@@ -30,10 +30,16 @@ COPY_BLOCK = 8 << 20  # multipart part size (S3 wants at least 5 MiB) and copy b
 @contextlib.contextmanager
 def _explained(url: str) -> Iterator[None]:
     """Backend errors as one line naming the URL (a missing object, or an existing one
-    refused by a conditional put, stays itself)."""
+    refused by a conditional put, stays itself; a missing bucket is a ``MissingBucket``,
+    still "not found" but with its reason)."""
     try:
         yield
-    except (FileNotFoundError, FileExistsError, StorageError):
+    except (FileExistsError, StorageError):
+        raise
+    except FileNotFoundError as exc:
+        missing = describe(exc, url)
+        if isinstance(missing, FileNotFoundError):
+            raise missing from None
         raise
     except Exception as exc:  # noqa: BLE001 - botocore, aiohttp, google errors alike
         raise describe(exc, url) from None
@@ -138,6 +144,7 @@ def object_writer(loc: Location) -> Iterator[IO[bytes]]:
         yield handle
     except BaseException:
         handle.discard()
+        handle.closed = True  # adlfs's discard keeps the blocks: a collected open handle would commit them
         raise
     with _explained(str(loc)):
         handle.close()

@@ -1,0 +1,193 @@
+"""gs:// and az:// through local emulators (fake-gcs-server, Azurite), as test_s3.py does
+s3:// on moto: manifests from an object and from a prefix, outputs and checkpoints in
+the store byte-identical to a local run's, a re-run that does nothing, a create-only
+write that refuses a second create, a failed upload that leaves nothing, and one-line
+errors naming the URL and the reason."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Iterator, Union
+
+import pytest
+
+from alm_lhotse import fs, objects
+from alm_lhotse.reading.discovery import discover_manifests
+from alm_lhotse.sample import sample_entries
+from tests.azure_server import AzureServer, azure_server  # noqa: F401 - the fixture
+from tests.gcs_server import GcsServer, gcs_server  # noqa: F401 - the fixture
+from tests.test_pipeline import TIMEOUT_S, clean_env, final_bytes, luigi_cmd, ran_tasks, run_luigi, write_repeated_sample
+from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS
+from tests.test_s3 import counts, download, sample_tree, upload_tree
+
+Server = Union[GcsServer, AzureServer]
+
+
+@pytest.fixture(params=["gcs", "azure"])
+def store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """Each emulator in turn, its environment in this process's too."""
+    server = request.getfixturevalue(f"{request.param}_server")
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    fs.configure({})
+    yield server
+    fs.configure({})
+
+
+def test_a_prefix_is_searched_like_a_directory_and_outputs_match_a_local_run(store: Server, tmp_path: Path) -> None:
+    local = sample_tree(tmp_path / "in")
+    bucket = store.bucket()
+    url = f"{store.scheme}://{bucket}/manifests"
+    upload_tree(store, local, url)
+    found = discover_manifests(url + "/")
+    assert [f[len(url) + 1:] for f in found] == [p.relative_to(local).as_posix() for p in discover_manifests(local)]
+    assert [f.stat().st_size for f in found] == [p.stat().st_size for p in discover_manifests(local)]
+
+    out = f"{store.scheme}://{bucket}/out"
+    run_luigi("--manifest-path", url, "--output-dir", out, cwd=tmp_path, workers=2, env=store.env)
+    run_luigi("--manifest-path", str(local), "--output-dir", "disk", cwd=tmp_path, workers=2)
+    got = download(store, out, tmp_path / "got")
+    assert final_bytes(got) == final_bytes(tmp_path / "disk")
+    assert counts(got) == counts(tmp_path / "disk")
+    assert json.loads((got / "summary.json").read_text())["inputs"] == [url]
+
+
+def test_a_manifest_object_into_the_store_then_a_rerun_does_nothing(store: Server, tmp_path: Path) -> None:
+    manifest = write_repeated_sample(tmp_path / "input.jsonl", ENTRIES)
+    bucket = store.bucket()
+    store.filesystem().put_file(str(manifest), f"{bucket}/in/input.jsonl")
+    url, out = f"{store.scheme}://{bucket}/in/input.jsonl", f"{store.scheme}://{bucket}/out"
+    args = ("--manifest-path", url, "--output-dir", out, *PARTITION_ARGS)
+    first = run_luigi(*args, cwd=tmp_path, workers=2, env=store.env)
+    assert f"outputs in {out}" in first.stdout
+    run_luigi("--manifest-path", str(manifest), "--output-dir", "disk", *PARTITION_ARGS, cwd=tmp_path, workers=2)
+    got = download(store, out, tmp_path / "got")
+    assert final_bytes(got) == final_bytes(tmp_path / "disk")
+    assert counts(got) == counts(tmp_path / "disk")
+    again = run_luigi(*args, "--log-level", "INFO", cwd=tmp_path, workers=2, env=store.env)
+    assert f"outputs in {out} are up to date: nothing to do" in again.stdout
+    assert ran_tasks(again, "AlmPart") == 0 and ran_tasks(again, "AlmWindows") == 0
+
+
+def test_sigkill_then_resume_is_byte_identical(store: Server, tmp_path: Path) -> None:
+    manifest = write_repeated_sample(tmp_path / "input.jsonl", ENTRIES)
+    bucket = store.bucket()
+    store.filesystem().put_file(str(manifest), f"{bucket}/in/input.jsonl")
+    out = f"{store.scheme}://{bucket}/out"
+    args = ("--manifest-path", f"{store.scheme}://{bucket}/in/input.jsonl", "--output-dir", out, *PARTITION_ARGS)
+    run_luigi("--manifest-path", str(manifest), "--output-dir", "disk", *PARTITION_ARGS, cwd=tmp_path)
+    remote = store.filesystem()
+    parts = f"{bucket}/out/.work/parts"
+    proc = subprocess.Popen(luigi_cmd(*args, workers=2), cwd=tmp_path, env=clean_env(store.env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not any(k.endswith("/task.json") for k in remote.find(parts)):
+            assert proc.poll() is None and time.monotonic() < deadline, "no partition finished before the run ended"
+            time.sleep(0.05)
+            remote.invalidate_cache()
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not remote.exists(f"{bucket}/out/.alm_state.json"), "the run finished before it could be killed"
+    resumed = run_luigi(*args, "--log-level", "INFO", cwd=tmp_path, workers=2, env=store.env)
+    assert "PIPELINE COMPLETE" in resumed.stdout
+    assert 0 < ran_tasks(resumed, "AlmPart") < json.loads((tmp_path / "disk" / "summary.json").read_text())["partitions"]
+    assert final_bytes(download(store, out, tmp_path / "got")) == final_bytes(tmp_path / "disk")
+
+
+def test_create_once_creates_only_once(store: Server) -> None:
+    """The merge lock's conditional put: the store itself refuses the second create."""
+    url = f"{store.scheme}://{store.bucket()}/x/.alm.lock"
+    assert objects.create_once(url, b"first")
+    assert not objects.create_once(url, b"second")
+    assert objects.read_bytes(url) == b"first"
+    if isinstance(store, AzureServer):  # adlfs's other scheme names the same blob
+        assert not objects.create_once(url.replace("az://", "abfs://", 1), b"second")
+    objects.remove(url)
+    assert not objects.exists(url)
+    assert objects.create_once(url, b"third") and objects.read_bytes(url) == b"third"
+
+
+def _failing_upload(url: str, size: int) -> None:
+    """A writer that fails after writing; its handle is garbage once this returns."""
+    try:
+        with objects.object_writer(url) as out:
+            out.write(b"x" * size)
+            raise RuntimeError("the merge failed")
+    except RuntimeError:
+        pass
+
+
+@pytest.mark.parametrize("size", [10, 20 << 20])
+def test_a_failed_writer_leaves_no_object(store: Server, size: int) -> None:
+    """An upload whose writer fails is discarded, and never completed later (when the
+    abandoned handle is collected: adlfs's handle would commit its blocks then)."""
+    import gc
+
+    url = f"{store.scheme}://{store.bucket()}/out/alm_output.jsonl"
+    _failing_upload(url, size)
+    gc.collect()
+    assert not objects.exists(url)
+    assert objects.children(url.rsplit("/", 2)[0]) == []
+
+
+@pytest.mark.parametrize(
+    "where, reason",
+    [
+        ("manifest_bucket", "no such bucket"),
+        ("manifest_key", "no such object or prefix"),
+        ("output_bucket", "is not writable: no such bucket"),
+        ("endpoint", "endpoint unreachable"),
+        ("output_endpoint", "endpoint unreachable"),
+        ("access", "access denied"),
+    ],
+)
+def test_errors_name_the_url_and_the_reason(store: Server, tmp_path: Path, where: str, reason: str) -> None:
+    bucket = store.bucket()
+    store.filesystem().pipe_file(f"{bucket}/in/a.jsonl", json.dumps(sample_entries()[0]).encode() + b"\n")
+    scheme, env = store.scheme, store.env
+    manifest, out = f"{scheme}://{bucket}/in", f"{scheme}://{bucket}/out"
+    if where == "manifest_bucket":
+        manifest = f"{scheme}://no-such-bucket-alm/in"
+    elif where == "manifest_key":
+        manifest = f"{scheme}://{bucket}/nothing/here.jsonl"
+    elif where == "output_bucket":
+        out = f"{scheme}://no-such-bucket-alm/out"
+    elif where.endswith("endpoint"):
+        if where == "endpoint" and isinstance(store, AzureServer):
+            pytest.skip("the output case covers Azure: its SDK retries an unreachable endpoint for 90 s each time")
+        env = store.unreachable_env
+    elif where == "access":
+        if not isinstance(store, AzureServer):
+            pytest.skip("fake-gcs-server checks no credentials (Azurite checks the account key)")
+        env = store.wrong_key_env
+    if where in ("output_endpoint", "access"):
+        manifest = str(tmp_path / "a.jsonl")
+        (tmp_path / "a.jsonl").write_text(json.dumps(sample_entries()[0]) + "\n")
+    proc = run_luigi("--manifest-path", manifest, "--output-dir", out, cwd=tmp_path, env=env, expect=35)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and reason in errors[0], proc.stderr[-3000:]
+    assert (manifest if where.startswith("manifest") or where == "endpoint" else out) in errors[0]
+
+
+def test_backend_errors_in_one_line() -> None:
+    """The words gcsfs and the Azure SDK use for a missing bucket, refused credentials
+    and an endpoint that does not answer."""
+    from azure.core.exceptions import ClientAuthenticationError, ResourceNotFoundError, ServiceRequestError
+    from gcsfs.retry import HttpError
+
+    assert fs.reason_of(ResourceNotFoundError("The specified container does not exist.\nRequestId:1")) == fs.NO_BUCKET
+    assert fs.reason_of(OSError("Forbidden: b/alm/o\nno storage.objects.get")) == "access denied (Forbidden: b/alm/o)"
+    assert fs.reason_of(HttpError({"code": 401, "message": "Anonymous caller"})).startswith("access denied")
+    assert fs.reason_of(ClientAuthenticationError("Server failed to authenticate the request.")).startswith("access denied")
+    refused = ServiceRequestError("Cannot connect to host 127.0.0.1:9 ssl:default [Connect call failed]")
+    assert fs.reason_of(refused).startswith("endpoint unreachable (Cannot connect")
+    assert fs.reason_of(FileNotFoundError("b/alm/o")) == fs.NO_OBJECT
+    missing = fs.describe(FileNotFoundError("The specified bucket does not exist"), "s3://gone/x")
+    assert isinstance(missing, FileNotFoundError) and str(missing) == "s3://gone/x: no such bucket"
