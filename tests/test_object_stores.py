@@ -1,6 +1,7 @@
 """gs:// and az:// through local emulators (fake-gcs-server, Azurite), as test_s3.py does
 s3:// on moto: manifests from an object and from a prefix, outputs and checkpoints in
-the store byte-identical to a local run's, a re-run that does nothing, a create-only
+the store byte-identical to a local run's, a re-run that does nothing, the Shar export's
+shards equal to a local export's, a create-only
 write that refuses a second create, a failed upload that leaves nothing, and one-line
 errors naming the URL and the reason."""
 
@@ -12,8 +13,9 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Any, Iterator, Union
 
+import orjson
 import pytest
 
 from alm_lhotse import fs, objects
@@ -24,6 +26,9 @@ from tests.gcs_server import GcsServer, gcs_server  # noqa: F401 - the fixture
 from tests.test_pipeline import TIMEOUT_S, clean_env, final_bytes, luigi_cmd, ran_tasks, run_luigi, write_repeated_sample
 from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS
 from tests.test_s3 import counts, download, sample_tree, upload_tree
+from tests.test_s3_shar import OPTIONS as SHAR_OPTIONS
+from tests.test_s3_shar import bucket_files, job, shar_url, without_paths  # noqa: F401 - job: the fixture
+from tests.test_shar_luigi import luigi_shar
 
 Server = Union[GcsServer, AzureServer]
 
@@ -99,6 +104,21 @@ def test_sigkill_then_resume_is_byte_identical(store: Server, tmp_path: Path) ->
     assert "PIPELINE COMPLETE" in resumed.stdout
     assert 0 < ran_tasks(resumed, "AlmPart") < json.loads((tmp_path / "disk" / "summary.json").read_text())["partitions"]
     assert final_bytes(download(store, out, tmp_path / "got")) == final_bytes(tmp_path / "disk")
+
+
+def test_the_shar_export_into_the_store_equals_a_local_export(
+    store: Server, job: dict[str, Any], tmp_path: Path
+) -> None:
+    out = f"{store.scheme}://{store.bucket()}/out"
+    args = ("--manifest-path", str(job["manifest"]), "--output-dir", out, *SHAR_OPTIONS)
+    luigi_shar(*args, cwd=tmp_path, workers=2, env=store.env)
+    url = shar_url(store, out)
+    assert bucket_files(store, url) == job["shards"]
+    state = bucket_files(store, url + ".export")
+    assert state["rejects.jsonl"] == job["rejects"]
+    assert without_paths(orjson.loads(state["summary.json"])) == without_paths(job["summary"])
+    again = luigi_shar(*args, cwd=tmp_path, env=store.env)
+    assert "SHAR EXPORT COMPLETE" not in again.stdout
 
 
 def test_create_once_creates_only_once(store: Server) -> None:
