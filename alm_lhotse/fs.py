@@ -149,15 +149,22 @@ def describe(exc: BaseException, url: str) -> StorageError:
 
 
 def _bucket_missing(url: str) -> bool:
+    """Whether the bucket of ``url`` is missing. The answer is not cached: fsspec would
+    keep the listing of buckets, and a bucket created later would stay missing."""
     import fsspec
 
     try:
         fs, path = fsspec.core.url_to_fs(url, **_options)
+    except Exception:  # noqa: BLE001 - unknown: keep the backend's "not found"
+        return False
+    try:
         fs.info(path.split("/", 1)[0])
     except FileNotFoundError:
         return True
-    except Exception:  # noqa: BLE001 - unknown: keep the backend's "not found"
+    except Exception:  # noqa: BLE001
         return False
+    finally:
+        fs.invalidate_cache()
     return False
 
 

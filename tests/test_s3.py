@@ -22,11 +22,17 @@ from tests.test_pipeline import FINAL_FILES, _assert_matches_oracle, _oracle_cas
 
 @pytest.fixture
 def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3Server]:  # noqa: F811
-    """The server's endpoint and keys in this process's environment too."""
+    """The server's endpoint and keys in this process's environment too. s3fs keeps one
+    client per set of options, whatever the environment says, and each test module that
+    imports ``s3_server`` starts a server of its own: no client of another is reused."""
+    from s3fs import S3FileSystem
+
     for key, value in s3_server.env.items():
         monkeypatch.setenv(key, value)
     fs.configure({})
+    S3FileSystem.clear_instance_cache()
     yield s3_server
+    S3FileSystem.clear_instance_cache()
     fs.configure({})
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import tarfile
 from pathlib import Path
-from typing import Iterator
+
 
 import orjson
 import pytest
@@ -21,21 +21,6 @@ from alm_lhotse.shar_write import SharExportError
 from tests.s3_server import S3Server, s3_server  # noqa: F401 - the fixture
 from tests.test_audio import write_conversations
 from tests.test_s3 import s3  # noqa: F401 - the fixture
-
-
-@pytest.fixture(autouse=True)
-def fresh_clients() -> Iterator[None]:
-    """s3fs keeps one client per set of options, whatever the environment says: each test
-    module's server fixture is a server of its own, so the clients of another module's
-    server must not be reused here (nor ours elsewhere)."""
-    try:
-        from s3fs import S3FileSystem
-    except ImportError:  # the tests that need it skip (the server fixture says why)
-        yield
-        return
-    S3FileSystem.clear_instance_cache()
-    yield
-    S3FileSystem.clear_instance_cache()
 
 
 def to_bucket(server: S3Server, manifest: Path, url: str) -> Path:

@@ -25,7 +25,6 @@ from tests.test_audio import write_conversations
 from tests.test_pipeline import TIMEOUT_S, clean_env
 from tests.test_pipeline_resume import start_luigid
 from tests.test_s3 import s3  # noqa: F401 - the fixture
-from tests.test_s3_audio import fresh_clients  # noqa: F401 - an autouse fixture
 from tests.test_shar_luigi import SHARDS, error_lines, luigi_shar, shard_bytes, tasks_ran
 
 OPTIONS = [*SHARDS, "--audio-on-error", "skip"]  # a shard per window, the missing audio listed
