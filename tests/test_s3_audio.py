@@ -8,7 +8,6 @@ import copy
 import tarfile
 from pathlib import Path
 
-
 import orjson
 import pytest
 
