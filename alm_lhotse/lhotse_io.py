@@ -29,6 +29,8 @@ from lhotse.utils import fastcopy
 from alm_lhotse.config import OverlapConfig, WindowConfig
 from alm_lhotse.core.overlap import filter_windows
 from alm_lhotse.core.windows import build_windows
+from alm_lhotse.fs import Location
+from alm_lhotse.objects import object_writer
 from alm_lhotse.outputs.lhotse_manifests import (
     recording_dict,
     recording_id,
@@ -39,8 +41,6 @@ from alm_lhotse.outputs.nemo_manifest import SPEAKER_TAG, transcript_text
 from alm_lhotse.outputs.registry import GzipWriter
 from alm_lhotse.reading.discovery import ManifestPaths
 from alm_lhotse.reading.reader import iter_jsonl_dicts, iter_lines, parse_line
-from alm_lhotse.fs import Location
-from alm_lhotse.objects import object_writer
 
 ZERO_LENGTH_KEY = "zero_length_segments"
 TURNS_KEY = "turns"

@@ -276,10 +276,10 @@ def remove_all_but(directory: Location, keep: Iterable[str]) -> None:
 
 def abort_uploads(prefix: str, owned: Callable[[str], bool] = lambda key: True) -> int:
     """Abort the unfinished multipart uploads under ``prefix`` whose key (relative to
-    it) ``owned`` accepts (default: all); returns how many. A killed writer leaves its upload behind,
-    invisible but stored (and billed); the caller knows no one else writes those keys
-    now. S3 only: GCS resumable uploads and Azure uncommitted blocks expire by
-    themselves (after a week)."""
+    it) ``owned`` accepts (default: all); returns how many. A killed writer leaves its
+    upload behind, invisible but stored (and billed); the caller knows no one else
+    writes those keys now. S3 only: GCS resumable uploads and Azure uncommitted blocks
+    expire by themselves (after a week)."""
     found = s3_object(prefix)
     if found is None:
         return 0

@@ -29,8 +29,8 @@ import orjson
 from luigi.parameter import ParameterVisibility
 
 from alm_lhotse import fs, objects
-from alm_lhotse.object_lock import object_lock
 from alm_lhotse.execution.loop import DURATIONS_PART, Counts, decode_durations, merge_counts
+from alm_lhotse.object_lock import object_lock
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES, STREAMS, SUMMARY_PART, TRANSCRIPTS_FINAL
 from alm_lhotse.storage import LOCK_NAME
 from luigi_tasks.layout import CONVERT, MARKER, PART_WALL, PARTS, STAGING, SUMMARY, PipelineError, work_dir, written_by_the_job

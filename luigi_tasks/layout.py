@@ -27,7 +27,6 @@ conversion when only window or overlap parameters change) is reused.
 
 from __future__ import annotations
 
-
 from alm_lhotse import objects
 from alm_lhotse.fs import Location, join
 from alm_lhotse.outputs.streams import FINAL_NAMES, SUMMARY_PART
