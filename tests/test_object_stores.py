@@ -1,9 +1,9 @@
 """gs:// and az:// through local emulators (fake-gcs-server, Azurite), as test_s3.py does
 s3:// on moto: manifests from an object and from a prefix, outputs and checkpoints in
-the store byte-identical to a local run's, a re-run that does nothing, the Shar export's
-shards equal to a local export's, a create-only
-write that refuses a second create, a failed upload that leaves nothing, and one-line
-errors naming the URL and the reason."""
+the store byte-identical to a local run's, a re-run that does nothing, two workers
+sharing only luigid and the store, the Shar export's shards equal to a local export's,
+a create-only write that refuses a second create, a failed upload that leaves nothing,
+and one-line errors naming the URL and the reason."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from tests.gcs_server import GcsServer, gcs_server  # noqa: F401 - the fixture
 from tests.test_pipeline import TIMEOUT_S, clean_env, final_bytes, luigi_cmd, ran_tasks, run_luigi, write_repeated_sample
 from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS
 from tests.test_s3 import counts, download, sample_tree, upload_tree
+from tests.test_s3_resume import on_two_machines
 from tests.test_s3_shar import OPTIONS as SHAR_OPTIONS
 from tests.test_s3_shar import bucket_files, job, shar_url, without_paths  # noqa: F401 - job: the fixture
 from tests.test_shar_luigi import luigi_shar
@@ -103,6 +104,19 @@ def test_sigkill_then_resume_is_byte_identical(store: Server, tmp_path: Path) ->
     resumed = run_luigi(*args, "--log-level", "INFO", cwd=tmp_path, workers=2, env=store.env)
     assert "PIPELINE COMPLETE" in resumed.stdout
     assert 0 < ran_tasks(resumed, "AlmPart") < json.loads((tmp_path / "disk" / "summary.json").read_text())["partitions"]
+    assert final_bytes(download(store, out, tmp_path / "got")) == final_bytes(tmp_path / "disk")
+
+
+def test_two_workers_sharing_only_luigid_and_the_store(store: Server, tmp_path: Path) -> None:
+    manifest = write_repeated_sample(tmp_path / "input.jsonl", ENTRIES)
+    bucket = store.bucket()
+    store.filesystem().put_file(str(manifest), f"{bucket}/in/input.jsonl")
+    out = f"{store.scheme}://{bucket}/out"
+    run_luigi("--manifest-path", str(manifest), "--output-dir", "disk", *PARTITION_ARGS, cwd=tmp_path)
+    args = ("--manifest-path", f"{store.scheme}://{bucket}/in/input.jsonl", "--output-dir", out, *PARTITION_ARGS)
+    ran = on_two_machines(args, store.env, tmp_path)
+    assert ran and max(ran.values()) == 1, [t for t, n in ran.items() if n > 1]
+    assert sum(1 for t in ran if t.startswith("AlmPart(")) > 1
     assert final_bytes(download(store, out, tmp_path / "got")) == final_bytes(tmp_path / "disk")
 
 

@@ -69,26 +69,32 @@ def test_sigkill_then_resume_on_s3_is_byte_identical(s3: S3Server, tmp_path: Pat
     assert f"outputs in {out} are up to date" in again.stdout
 
 
-def test_two_workers_sharing_only_luigid_and_the_bucket(s3: S3Server, tmp_path: Path) -> None:
-    manifest, out, ref = _job(s3, tmp_path)
+def on_two_machines(args: tuple[str, ...], env: dict[str, str], tmp_path: Path) -> dict[str, int]:
+    """Two luigi workers in working and temp directories of their own, as on two machines,
+    sharing only a luigid started here and the store ``env`` points at; how often each
+    task ran."""
     port = free_port()
     server = start_luigid(tmp_path, port)
     try:
-        args = ("--manifest-path", manifest, "--output-dir", out, *PARTITION_ARGS, "--scheduler-host", "127.0.0.1",
-                "--scheduler-port", str(port), "--no-lock", "--worker-keep-alive")
+        shared = ("--scheduler-host", "127.0.0.1", "--scheduler-port", str(port), "--no-lock", "--worker-keep-alive")
         workers = []
         for name in ("machine1", "machine2"):
             home = tmp_path / name
             (home / "tmp").mkdir(parents=True)
-            env = clean_env({**s3.env, "TMPDIR": str(home / "tmp")})
-            workers.append(subprocess.Popen(luigi_cmd(*args, local=False), cwd=home, env=env,
+            workers.append(subprocess.Popen(luigi_cmd(*args, *shared, local=False), cwd=home,
+                                            env=clean_env({**env, "TMPDIR": str(home / "tmp")}),
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         logs = [w.communicate(timeout=TIMEOUT_S) for w in workers]
         assert [w.returncode for w in workers] == [0, 0], logs
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    ran = tasks_run(logs)
+    return tasks_run(logs)
+
+
+def test_two_workers_sharing_only_luigid_and_the_bucket(s3: S3Server, tmp_path: Path) -> None:
+    manifest, out, ref = _job(s3, tmp_path)
+    ran = on_two_machines(("--manifest-path", manifest, "--output-dir", out, *PARTITION_ARGS), s3.env, tmp_path)
     assert ran and max(ran.values()) == 1, [t for t, n in ran.items() if n > 1]
     partitions = orjson.loads((ref / "summary.json").read_bytes())["partitions"]
     assert sum(1 for t in ran if t.startswith("AlmPart(")) == partitions > 1
