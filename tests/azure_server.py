@@ -4,19 +4,14 @@ port, in memory, found by adlfs through ``AZURE_STORAGE_CONNECTION_STRING``."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
 import uuid
 from typing import Iterator
 
 import pytest
 
-from tests.s3_server import free_port
+from tests.s3_server import emulator, free_port, port_open
 
 # Azurite's documented development account (public, the same in every installation).
 ACCOUNT = "devstoreaccount1"
@@ -73,22 +68,5 @@ def azure_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServ
         pytest.skip(f"Azure tests need adlfs and Azurite ({missing})")
     port = free_port()
     workspace = tmp_path_factory.mktemp("azurite")
-    with open(workspace / "azurite.log", "wb") as log:
-        proc = subprocess.Popen(_command(port), cwd=workspace, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                    break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        log.flush()
-                        pytest.fail(f"Azurite did not start on port {port}: {(workspace / 'azurite.log').read_text()[-2000:]}")
-                    time.sleep(0.1)
-            yield AzureServer(port)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+    with emulator("Azurite", _command(port), lambda: port_open(port), workspace / "azurite.log", cwd=workspace):
+        yield AzureServer(port)

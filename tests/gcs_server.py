@@ -11,12 +11,8 @@ set to false keeps gcsfs to its JSON API, here and in the runs' processes.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -24,7 +20,7 @@ from typing import Iterator, Optional
 
 import pytest
 
-from tests.s3_server import free_port
+from tests.s3_server import emulator, free_port
 
 # Read when gcsfs is imported: set before the tests import it.
 os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
@@ -61,16 +57,12 @@ class GcsServer:
         return name
 
 
-def _wait_until_serving(proc: subprocess.Popen, url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1):
-                return
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"fake-gcs-server did not start at {url}: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+def _serving(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -96,14 +88,7 @@ def gcs_server() -> Iterator[GcsServer]:
     log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"fake-gcs-{port}.log"
     command = [binary, "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1", "-port", str(port),
                "-external-url", f"http://127.0.0.1:{port}", "-log-level", "warn"]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            server = GcsServer(port)
-            _wait_until_serving(proc, server.endpoint, log_path)
-            yield server
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+    server = GcsServer(port)
+    with emulator("fake-gcs-server", command, lambda: _serving(server.endpoint), log_path):
+        yield server
     log_path.unlink(missing_ok=True)

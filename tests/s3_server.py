@@ -3,6 +3,7 @@ on 127.0.0.1 at a free port, found by boto3/s3fs through ``AWS_ENDPOINT_URL``.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -12,7 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -23,6 +24,37 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def emulator(
+    name: str, command: list[str], ready: Callable[[], bool], log_path: Path, cwd: Optional[Path] = None
+) -> Iterator[None]:
+    """A local storage emulator (moto, fake-gcs-server, Azurite): started in a session of
+    its own with its output in ``log_path``, waited for until ``ready()`` (60 s at
+    most), stopped at the end."""
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(command, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not ready():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail(f"{name} did not start: {log_path.read_text()[-2000:]}")
+                time.sleep(0.1)
+            yield
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
 
 
 def _server_command(port: int) -> list[str]:
@@ -63,22 +95,7 @@ def s3_server() -> Iterator[S3Server]:
             pytest.fail(f"CI=true but the object-storage test dependencies are missing: {exc}")
         pytest.skip(f"object-storage tests need moto[server] and s3fs ({exc})")
     port = free_port()
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"moto-{port}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(_server_command(port), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail(f"moto_server did not start on port {port}: {Path(log.name).read_text()[-2000:]}")
-                time.sleep(0.1)
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"moto-{port}.log"
+    with emulator("moto_server", _server_command(port), lambda: port_open(port), log):
         yield S3Server(port)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
-        Path(log.name).unlink(missing_ok=True)
+    log.unlink(missing_ok=True)

@@ -8,10 +8,6 @@ and one-line errors naming the URL and the reason."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 from typing import Any, Iterator, Union
 
@@ -23,10 +19,10 @@ from alm_lhotse.reading.discovery import discover_manifests
 from alm_lhotse.sample import sample_entries
 from tests.azure_server import AzureServer, azure_server  # noqa: F401 - the fixture
 from tests.gcs_server import GcsServer, gcs_server  # noqa: F401 - the fixture
-from tests.test_pipeline import TIMEOUT_S, clean_env, final_bytes, luigi_cmd, ran_tasks, run_luigi, write_repeated_sample
+from tests.test_pipeline import final_bytes, ran_tasks, run_luigi, write_repeated_sample
 from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS
 from tests.test_s3 import counts, download, sample_tree, upload_tree
-from tests.test_s3_resume import on_two_machines
+from tests.test_s3_resume import killed_after_a_partition, on_two_machines
 from tests.test_s3_shar import OPTIONS as SHAR_OPTIONS
 from tests.test_s3_shar import bucket_files, job, shar_url, without_paths  # noqa: F401 - job: the fixture
 from tests.test_shar_luigi import luigi_shar
@@ -88,18 +84,7 @@ def test_sigkill_then_resume_is_byte_identical(store: Server, tmp_path: Path) ->
     args = ("--manifest-path", f"{store.scheme}://{bucket}/in/input.jsonl", "--output-dir", out, *PARTITION_ARGS)
     run_luigi("--manifest-path", str(manifest), "--output-dir", "disk", *PARTITION_ARGS, cwd=tmp_path)
     remote = store.filesystem()
-    parts = f"{bucket}/out/.work/parts"
-    proc = subprocess.Popen(luigi_cmd(*args, workers=2), cwd=tmp_path, env=clean_env(store.env),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + TIMEOUT_S
-        while not any(k.endswith("/task.json") for k in remote.find(parts)):
-            assert proc.poll() is None and time.monotonic() < deadline, "no partition finished before the run ended"
-            time.sleep(0.05)
-            remote.invalidate_cache()
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    killed_after_a_partition(args, store.env, remote, out, tmp_path)
     assert not remote.exists(f"{bucket}/out/.alm_state.json"), "the run finished before it could be killed"
     resumed = run_luigi(*args, "--log-level", "INFO", cwd=tmp_path, workers=2, env=store.env)
     assert "PIPELINE COMPLETE" in resumed.stdout

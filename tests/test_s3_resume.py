@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -29,15 +30,12 @@ def _job(s3: S3Server, tmp_path: Path) -> tuple[str, str, Path]:
     return f"s3://{bucket}/in/input.jsonl", f"s3://{bucket}/out", tmp_path / "ref"
 
 
-def test_sigkill_then_resume_on_s3_is_byte_identical(s3: S3Server, tmp_path: Path) -> None:
-    manifest, out, ref = _job(s3, tmp_path)
-    args = ("--manifest-path", manifest, "--output-dir", out, *PARTITION_ARGS)
-    store = s3.filesystem()
+def killed_after_a_partition(args: tuple[str, ...], env: dict[str, str], store: Any, out: str, cwd: Path) -> None:
+    """A run into the store ``out`` (``store`` its fsspec filesystem), killed with SIGKILL
+    as soon as one partition's checkpoint is complete there."""
     parts = f"{out.split('://', 1)[1]}/.work/parts"
-    proc = subprocess.Popen(
-        luigi_cmd(*args, workers=2), cwd=tmp_path, env=clean_env(s3.env),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    proc = subprocess.Popen(luigi_cmd(*args, workers=2), cwd=cwd, env=clean_env(env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + TIMEOUT_S
         while not any(k.endswith("/task.json") for k in store.find(parts)):
@@ -47,6 +45,13 @@ def test_sigkill_then_resume_on_s3_is_byte_identical(s3: S3Server, tmp_path: Pat
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_sigkill_then_resume_on_s3_is_byte_identical(s3: S3Server, tmp_path: Path) -> None:
+    manifest, out, ref = _job(s3, tmp_path)
+    args = ("--manifest-path", manifest, "--output-dir", out, *PARTITION_ARGS)
+    store = s3.filesystem()
+    killed_after_a_partition(args, s3.env, store, out, tmp_path)
     marker = f"{out.split('://', 1)[1]}/.alm_state.json"
     assert not store.exists(marker), "the run finished before it could be killed"
     # a merge killed while holding the lock: its holder is dead, so the lock is broken
