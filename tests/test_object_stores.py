@@ -16,12 +16,11 @@ import pytest
 
 from alm_lhotse import fs, objects
 from alm_lhotse.reading.discovery import discover_manifests
-from alm_lhotse.sample import sample_entries
 from tests.azure_server import AzureServer, azure_server  # noqa: F401 - the fixture
 from tests.gcs_server import GcsServer, gcs_server  # noqa: F401 - the fixture
 from tests.test_pipeline import final_bytes, ran_tasks, run_luigi, write_repeated_sample
 from tests.test_pipeline_resume import ENTRIES, PARTITION_ARGS
-from tests.test_s3 import counts, download, sample_tree, upload_tree
+from tests.test_s3 import STORE_ERRORS, counts, download, error_case, one_error_line, sample_tree, upload_tree
 from tests.test_s3_resume import killed_after_a_partition, on_two_machines
 from tests.test_s3_shar import OPTIONS as SHAR_OPTIONS
 from tests.test_s3_shar import bucket_files, job, shar_url, without_paths  # noqa: F401 - job: the fixture
@@ -156,29 +155,11 @@ def test_a_failed_writer_leaves_no_object(store: Server, size: int) -> None:
     assert objects.children(url.rsplit("/", 2)[0]) == []
 
 
-@pytest.mark.parametrize(
-    "where, reason",
-    [
-        ("manifest_bucket", "no such bucket"),
-        ("manifest_key", "no such object or prefix"),
-        ("output_bucket", "is not writable: no such bucket"),
-        ("endpoint", "endpoint unreachable"),
-        ("output_endpoint", "endpoint unreachable"),
-        ("access", "access denied"),
-    ],
-)
+@pytest.mark.parametrize("where, reason", [*STORE_ERRORS, ("access", "access denied")])
 def test_errors_name_the_url_and_the_reason(store: Server, tmp_path: Path, where: str, reason: str) -> None:
-    bucket = store.bucket()
-    store.filesystem().pipe_file(f"{bucket}/in/a.jsonl", json.dumps(sample_entries()[0]).encode() + b"\n")
-    scheme, env = store.scheme, store.env
-    manifest, out = f"{scheme}://{bucket}/in", f"{scheme}://{bucket}/out"
-    if where == "manifest_bucket":
-        manifest = f"{scheme}://no-such-bucket-alm/in"
-    elif where == "manifest_key":
-        manifest = f"{scheme}://{bucket}/nothing/here.jsonl"
-    elif where == "output_bucket":
-        out = f"{scheme}://no-such-bucket-alm/out"
-    elif where.endswith("endpoint"):
+    manifest, out = error_case(where, store, tmp_path)
+    env = store.env
+    if where.endswith("endpoint"):
         if where == "endpoint" and isinstance(store, AzureServer):
             pytest.skip("the output case covers Azure: its SDK retries an unreachable endpoint for 90 s each time")
         env = store.unreachable_env
@@ -186,13 +167,9 @@ def test_errors_name_the_url_and_the_reason(store: Server, tmp_path: Path, where
         if not isinstance(store, AzureServer):
             pytest.skip("fake-gcs-server checks no credentials (Azurite checks the account key)")
         env = store.wrong_key_env
-    if where in ("output_endpoint", "access"):
-        manifest = str(tmp_path / "a.jsonl")
-        (tmp_path / "a.jsonl").write_text(json.dumps(sample_entries()[0]) + "\n")
-    proc = run_luigi("--manifest-path", manifest, "--output-dir", out, cwd=tmp_path, env=env, expect=35)
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
-    assert len(errors) == 1 and reason in errors[0], proc.stderr[-3000:]
-    assert (manifest if where.startswith("manifest") or where == "endpoint" else out) in errors[0]
+    error = one_error_line(run_luigi("--manifest-path", manifest, "--output-dir", out, cwd=tmp_path, env=env, expect=35))
+    assert reason in error
+    assert (manifest if where.startswith("manifest") or where == "endpoint" else out) in error
 
 
 def test_backend_errors_in_one_line() -> None:

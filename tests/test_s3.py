@@ -115,39 +115,51 @@ def test_storage_options_from_the_parameter_and_the_cfg_section(s3: S3Server, tm
     assert final_bytes(download(s3, f"s3://{bucket}/p", tmp_path / "p")) == final_bytes(download(s3, f"s3://{bucket}/c", tmp_path / "c"))
 
 
-@pytest.mark.parametrize(
-    "where, reason",
-    [
-        ("manifest_bucket", "no such bucket"),
-        ("manifest_key", "no such object or prefix"),
-        ("output_bucket", "is not writable: no such bucket"),
-        ("endpoint", "endpoint unreachable"),
-        ("output_endpoint", "endpoint unreachable"),
-        ("options", "storage options: must be a JSON object"),
-    ],
-)
-def test_errors_name_the_url_and_the_reason(s3: S3Server, tmp_path: Path, where: str, reason: str) -> None:
-    bucket = s3.bucket()
-    s3.filesystem().pipe_file(f"{bucket}/in/a.jsonl", json.dumps(sample_entries()[0]).encode() + b"\n")
-    manifest, out, env, extra = f"s3://{bucket}/in", f"s3://{bucket}/out", {}, []
+STORE_ERRORS = [
+    ("manifest_bucket", "no such bucket"),
+    ("manifest_key", "no such object or prefix"),
+    ("output_bucket", "is not writable: no such bucket"),
+    ("endpoint", "endpoint unreachable"),
+    ("output_endpoint", "endpoint unreachable"),
+]
+
+
+def error_case(where: str, server: Any, tmp_path: Path) -> tuple[str, str]:
+    """The manifest and the output of a storage error case in a new bucket: a missing
+    bucket or object, or a local manifest where only the output is to fail."""
+    bucket, scheme = server.bucket(), getattr(server, "scheme", "s3")
+    server.filesystem().pipe_file(f"{bucket}/in/a.jsonl", json.dumps(sample_entries()[0]).encode() + b"\n")
+    manifest, out = f"{scheme}://{bucket}/in", f"{scheme}://{bucket}/out"
     if where == "manifest_bucket":
-        manifest = "s3://no-such-bucket-alm/in"
+        manifest = f"{scheme}://no-such-bucket-alm/in"
     elif where == "manifest_key":
-        manifest = f"s3://{bucket}/nothing/here.jsonl"
+        manifest = f"{scheme}://{bucket}/nothing/here.jsonl"
     elif where == "output_bucket":
-        out = "s3://no-such-bucket-alm/out"
-    elif where.endswith("endpoint"):
-        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
-        if where == "output_endpoint":
-            manifest = str(tmp_path / "a.jsonl")
-            (tmp_path / "a.jsonl").write_text(json.dumps(sample_entries()[0]) + "\n")
-    else:
-        extra = ["--storage-options", "[1, 2]"]
-    proc = run_luigi("--manifest-path", manifest, "--output-dir", out, *extra, cwd=tmp_path, env=env, expect=35)
+        out = f"{scheme}://no-such-bucket-alm/out"
+    elif where in ("output_endpoint", "access"):
+        manifest = str(tmp_path / "a.jsonl")
+        (tmp_path / "a.jsonl").write_text(json.dumps(sample_entries()[0]) + "\n")
+    return manifest, out
+
+
+def one_error_line(proc: Any) -> str:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR:")]
-    assert len(errors) == 1 and reason in errors[0], proc.stderr[-3000:]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    return errors[0]
+
+
+@pytest.mark.parametrize("where, reason", [*STORE_ERRORS, ("options", "storage options: must be a JSON object")])
+def test_errors_name_the_url_and_the_reason(s3: S3Server, tmp_path: Path, where: str, reason: str) -> None:
+    manifest, out = error_case(where, s3, tmp_path)
+    env, extra = {}, []
+    if where.endswith("endpoint"):
+        env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1"}
+    elif where == "options":
+        extra = ["--storage-options", "[1, 2]"]
+    error = one_error_line(run_luigi("--manifest-path", manifest, "--output-dir", out, *extra, cwd=tmp_path, env=env, expect=35))
+    assert reason in error
     if where != "options":
-        assert (manifest if "manifest" in where else out if where == "output_bucket" else "s3://") in errors[0]
+        assert (manifest if "manifest" in where else out if where == "output_bucket" else "s3://") in error
 
 
 def test_cli_reads_a_manifest_url(s3: S3Server, tmp_path: Path) -> None:
