@@ -27,7 +27,7 @@ import orjson
 
 from alm_lhotse import objects
 from alm_lhotse.flac_frames import FrameIndex, Unusable, cut_stream
-from alm_lhotse.fs import Location, is_url, join, name_of
+from alm_lhotse.fs import Location, StorageError, is_url, join, name_of, open_url
 from alm_lhotse.outputs.lhotse_manifests import num_samples
 from alm_lhotse.shar_options import SharOptions
 from alm_lhotse.shar_plan import read_inputs, tuples_as_lists
@@ -110,8 +110,6 @@ class RecordingReader:
     @staticmethod
     def _index(path: str) -> Optional[FrameIndex]:
         """The source's frames, when whole frames can be copied into the windows."""
-        from alm_lhotse.fs import StorageError, is_url, open_url
-
         try:
             return FrameIndex.of_stream(open_url(path)) if is_url(path) else FrameIndex.of_file(path)
         except (Unusable, OSError, StorageError):

@@ -91,6 +91,11 @@ class LocationTarget(luigi.Target):
         return self.path
 
 
+def location_target(loc: fs.Location) -> luigi.Target:
+    """A task's target: a ``LocalTarget`` for a file, a ``LocationTarget`` for an object."""
+    return LocationTarget(loc) if fs.is_url(loc) else luigi.LocalTarget(str(loc))
+
+
 def merge_into_bucket(task: "AlmWindows") -> dict[str, Any]:
     """``AlmWindows.run`` for a URL output directory: under the lock object, the final
     objects streamed from the part objects, ``summary.json`` after them, the marker

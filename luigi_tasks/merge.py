@@ -18,7 +18,7 @@ from alm_lhotse.fs import Location, is_url, join, location
 from alm_lhotse.outputs.streams import CONVERT_STREAMS, CUTS_PART, FINAL_NAMES, TRANSCRIPTS_FINAL
 from alm_lhotse.sample import materialize_sample
 from alm_lhotse.storage import JOURNAL_NAME, dir_lock, finish_publishing, link_into, publish_set, remove_tree, write_atomic
-from luigi_tasks.bucket import LocationTarget, StorageOptions, merge_into_bucket
+from luigi_tasks.bucket import StorageOptions, location_target, merge_into_bucket
 from luigi_tasks.cleanup import keep_only, remove_dead_temps, remove_final_outputs, remove_stale_final_temps
 from luigi_tasks.discovery import AlmDiscover
 from luigi_tasks.layout import (
@@ -124,10 +124,9 @@ class AlmWindows(StorageOptions, AlmParameters, luigi.Task):
     def output(self) -> dict[str, luigi.LocalTarget]:
         """The final outputs by stream name, and ``summary``."""
         names = [*(name.split(".")[0] for name in FINAL_NAMES), "summary"]
-        target = LocationTarget if is_url(self.final_dir) else luigi.LocalTarget
-        targets = {name: target(str(path)) for name, path in zip(names, final_files(self.final_dir))}
+        targets = {name: location_target(path) for name, path in zip(names, final_files(self.final_dir))}
         if self.transcript_view:
-            targets["transcripts"] = target(str(join(self.final_dir, TRANSCRIPTS_FINAL)))
+            targets["transcripts"] = location_target(join(self.final_dir, TRANSCRIPTS_FINAL))
         return targets
 
     def complete(self) -> bool:

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import sys
 from functools import cached_property
-from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import luigi
 import orjson
@@ -47,7 +46,7 @@ from alm_lhotse.shar_options import SHAR_PARAMS, SharOptions
 from alm_lhotse.shar_plan import PLAN, read_plan, shards_of_group
 from alm_lhotse.shar_write import read_done, write_shard
 from alm_lhotse.storage import key_of
-from luigi_tasks.bucket import LocationTarget, StorageOptions
+from luigi_tasks.bucket import StorageOptions, location_target
 from luigi_tasks.merge import AlmWindows
 from luigi_tasks.parameters import AlmParameters, DeclaredParameter, reported
 from luigi_tasks.shar_report import ShardProgress, report_failures
@@ -66,11 +65,6 @@ def _with_shar_parameters(cls: type) -> type:
         parameter.__set_name__(cls, spec.name)
         setattr(cls, spec.name, parameter)
     return cls
-
-
-def _target(loc: Location) -> Union[luigi.LocalTarget, LocationTarget]:
-    """A file of a local export, an object of one in a bucket."""
-    return LocationTarget(loc) if is_url(loc) else luigi.LocalTarget(str(loc))
 
 
 @inherits(AlmWindows)
@@ -94,7 +88,7 @@ class AlmSharBase(StorageOptions, AlmParameters, luigi.Task):
     def shar_path(self) -> Location:
         """An absolute ``Path``, or a URL (``str``) for object storage."""
         if self.shar_dir:
-            return location(self.shar_dir) if is_url(self.shar_dir) else Path(self.shar_dir).absolute()
+            return location(self.shar_dir)
         return join(self._windows.final_dir, f"shar-{key_of([self._windows.job_key, self.options.to_dict()], 12)}")
 
     @property
@@ -109,7 +103,7 @@ class AlmSharPlan(AlmSharBase):
         return self._windows
 
     def output(self) -> luigi.Target:
-        return _target(join(self.state_dir, PLAN))
+        return location_target(join(self.state_dir, PLAN))
 
     def run(self) -> None:
         prepare_export(self._windows.cuts_path, self.shar_path, self.options, identity={"job": self._windows.job_key})
@@ -129,7 +123,7 @@ class AlmSharGroup(AlmSharBase):
         return join(self.state_dir, GROUPS_DIR, f"{self.shar_groups}-{self.group:06d}.json")
 
     def output(self) -> luigi.Target:
-        return _target(self.record)
+        return location_target(self.record)
 
     def run(self) -> None:
         plan = read_plan(self.state_dir)
@@ -156,7 +150,7 @@ class AlmShar(AlmSharBase):
         return [self.clone(AlmSharGroup, group=group) for group in range(self.shar_groups)]
 
     def output(self) -> luigi.Target:
-        return _target(join(self.state_dir, SUMMARY))
+        return location_target(join(self.state_dir, SUMMARY))
 
     def run(self) -> None:
         summary = finish_export(self.shar_path)
